@@ -1,0 +1,247 @@
+"""Face matching benchmark: /match quality on labelled photos, and range-query speed.
+
+Quality: every usable labelled photo (labels.csv ``use`` = 1: one labelled face; byte-identical
+duplicates, ``use`` = 0, are the same image to the service and are skipped; group photos,
+``use`` = -1, carry no identity and are skipped) is detected and encoded, all encodings go into
+one in-memory EncodingMatrix (the structure FaceIndex keeps per worker), and each photo asks
+what /match would answer: the other photos with a face within the tolerance.
+
+* a returned (photo, other photo) pair is correct when both photos show the same identity;
+* precision = correct returned pairs / returned pairs;
+* recall    = correct returned pairs / ordered pairs of distinct photos sharing an identity
+  (a photo whose face is not detected misses all its pairs).
+
+Speed: a synthetic matrix of 1e5 and 1e6 encodings; one range query with EncodingMatrix
+versus face_recognition.compare_faces over a Python list of arrays.
+
+    python bench/faces.py [--data DIR] [--tolerance 0.6] [--sizes 100000 1000000]
+                          [--redis-url redis://127.0.0.1:6379/15 --redis-faces 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+from collections import Counter
+import sys
+import time
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from PIL import Image, ImageOps  # noqa: E402
+
+from imagescan.analyzers import load_face_recognizer  # noqa: E402
+from imagescan.faceindex import ENCODING_SIZE, EncodingMatrix  # noqa: E402
+
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "faces"
+
+
+def labelled_photos(data: Path) -> list[tuple[str, str]]:
+    with open(data / "labels.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    return [(row[0], row[1]) for row in rows[1:] if row and row[3].strip() == "1"]
+
+
+def encode_photos(data: Path, photos, max_side: int):
+    recognizer = load_face_recognizer("dlib", max_side=max_side)
+    encodings: dict[str, list[np.ndarray]] = {}
+    seconds: list[float] = []
+    for path, _identity in photos:
+        with Image.open(data / path) as image:
+            rgb = ImageOps.exif_transpose(image).convert("RGB")
+        started = time.perf_counter()
+        faces = recognizer.detect(rgb)
+        seconds.append(time.perf_counter() - started)
+        encodings[path] = [np.asarray(face.encoding, dtype=np.float32) for face in faces]
+    return encodings, seconds
+
+
+def group_photos(data: Path) -> list[str]:
+    with open(data / "labels.csv", newline="") as handle:
+        return [row[0] for row in list(csv.reader(handle))[1:] if row and row[3].strip() == "-1"]
+
+
+def group_answers(data: Path, groups: list[str], photos, encodings, tolerance: float, max_side: int) -> None:
+    """Not scored (group photos carry no labels): which identities each group photo matches."""
+    identity = dict(photos)
+    matrix = EncodingMatrix()
+    for path, faces in encodings.items():
+        if faces:
+            matrix.append(np.stack(faces), [path] * len(faces))
+    group_encodings, _ = encode_photos(data, [(path, "MULTI") for path in groups], max_side)
+    for path in groups:
+        faces = group_encodings[path]
+        answer = matrix.within(np.stack(faces), tolerance) if faces else {}
+        people = Counter(identity[other] for other in answer)
+        print(f"  group {path}: {len(faces)} faces -> " + (", ".join(f"{name} x{n}" for name, n in sorted(people.items())) or "no match"))
+
+
+def quality(photos, encodings, tolerance: float) -> None:
+    identity = dict(photos)
+    matrix = EncodingMatrix()
+    for path, faces in encodings.items():
+        if faces:
+            matrix.append(np.stack(faces), [path] * len(faces))
+
+    returned = correct = 0
+    wrong_pairs = []
+    for path, faces in encodings.items():
+        answer = matrix.within(np.stack(faces), tolerance, exclude_owner=path) if faces else {}
+        for other, distance in answer.items():
+            returned += 1
+            if identity[other] == identity[path]:
+                correct += 1
+            else:
+                wrong_pairs.append((path, other, distance))
+    relevant = sum(1 for a, b in combinations(identity, 2) if identity[a] == identity[b]) * 2
+
+    same, different = [], []
+    for a, b in combinations([p for p in identity if len(encodings[p]) == 1], 2):
+        distance = float(np.linalg.norm(encodings[a][0].astype(np.float64) - encodings[b][0]))
+        (same if identity[a] == identity[b] else different).append(distance)
+
+    not_single = {path: len(faces) for path, faces in encodings.items() if len(faces) != 1}
+    print(f"photos: {len(photos)} labelled single-face, {len(set(identity.values()))} identities")
+    print(f"photos without exactly one detected face: {not_single or 'none'}")
+    print(f"tolerance {tolerance}: returned pairs {returned}, correct {correct}, relevant {relevant}")
+    print(f"precision {correct / returned if returned else float('nan'):.4f}")
+    print(f"recall    {correct / relevant if relevant else float('nan'):.4f}")
+    if same and different:
+        print(
+            f"distance same person: median {statistics.median(same):.3f} max {max(same):.3f}; "
+            f"different people: median {statistics.median(different):.3f} min {min(different):.3f}"
+        )
+    for path, other, distance in sorted(wrong_pairs, key=lambda item: item[2])[:10]:
+        print(f"  wrong: {path} ~ {other} at {distance:.3f}")
+
+
+def synthetic_encodings(count: int, rng: np.random.Generator) -> np.ndarray:
+    # dlib encodings have norms near 1 with components around +-0.1
+    block = rng.normal(scale=0.09, size=(count, ENCODING_SIZE)).astype(np.float32)
+    return block
+
+
+def speed(sizes: list[int], queries: int, tolerance: float) -> None:
+    import face_recognition
+
+    rng = np.random.default_rng(0)
+    print(f"range query speed (tolerance {tolerance}, {queries} queries, median per query):")
+    for size in sizes:
+        encodings = synthetic_encodings(size, rng)
+        owners = [f"img{row // 2}" for row in range(size)]  # two faces per image
+        probes = encodings[rng.choice(size, queries, replace=False)] + rng.normal(scale=0.01, size=(queries, ENCODING_SIZE)).astype(np.float32)
+
+        matrix = EncodingMatrix()
+        started = time.perf_counter()
+        for start in range(0, size, 2000):  # the way sync() loads: chunks, doubling growth
+            matrix.append(encodings[start : start + 2000], owners[start : start + 2000])
+        load_seconds = time.perf_counter() - started
+
+        matrix_times, hits = [], []
+        for probe in probes:
+            started = time.perf_counter()
+            found = matrix.within(probe, tolerance)
+            matrix_times.append(time.perf_counter() - started)
+            hits.append(len(found))
+
+        as_list = list(encodings)
+        baseline_times = []
+        for probe in probes[: max(1, queries // 5)]:
+            started = time.perf_counter()
+            flags = face_recognition.compare_faces(as_list, probe, tolerance=tolerance)
+            baseline_times.append(time.perf_counter() - started)
+        baseline_hits = {owners[row] for row, flag in enumerate(flags) if flag}
+        assert baseline_hits == set(matrix.within(probe, tolerance)), "both methods must agree"
+
+        fast, slow = statistics.median(matrix_times), statistics.median(baseline_times)
+        print(
+            f"  {size:>9,} faces: EncodingMatrix {fast * 1000:8.2f} ms   "
+            f"compare_faces(list) {slow * 1000:9.1f} ms   x{slow / fast:,.0f}   "
+            f"(load in 2000-row chunks {load_seconds:.2f} s, {matrix.size * ENCODING_SIZE * 4 / 2**20:.0f} MiB; "
+            f"median hits {statistics.median(hits):.0f})"
+        )
+        del as_list, matrix, encodings
+
+
+def redis_sync(url: str, size: int, tolerance: float) -> None:
+    """Rebuild time of a FaceIndex from Redis, and one add_image_faces, at ``size`` faces.
+
+    Needs an EMPTY Redis database (e.g. redis://127.0.0.1:6379/15), which it flushes at the end.
+    """
+    import redis
+
+    from imagescan import keys
+    from imagescan.analyzers import Box, FaceFound
+    from imagescan.faceindex import FaceIndex
+
+    client = redis.Redis.from_url(url)
+    if client.dbsize():
+        raise SystemExit(f"{url} is not empty; give an empty database")
+    try:
+        rng = np.random.default_rng(1)
+        encodings = synthetic_encodings(size, rng)
+        started = time.perf_counter()
+        for start in range(0, size, 5000):
+            pipe = client.pipeline(transaction=False)
+            block = range(start + 1, min(size, start + 5000) + 1)
+            pipe.hset(keys.face_encodings(), mapping={i: encodings[i - 1].astype("<f4").tobytes() for i in block})
+            pipe.hset(keys.face_owner(), mapping={i: f"{i // 2:064x}" for i in block})
+            pipe.execute()
+        client.set(keys.face_seq(), size)
+        fill_seconds = time.perf_counter() - started
+
+        index = FaceIndex(client, tolerance)
+        started = time.perf_counter()
+        loaded = index.sync()
+        sync_seconds = time.perf_counter() - started
+
+        face = FaceFound(box=Box(0, 0, 10, 10), encoding=tuple((encodings[123] + 0.01).tolist()))
+        started = time.perf_counter()
+        found = index.add_image_faces("f" * 64, [face])
+        add_seconds = time.perf_counter() - started
+        print(
+            f"redis: {size:,} faces filled in {fill_seconds:.1f} s; FaceIndex.sync() rebuilt {loaded:,} in "
+            f"{sync_seconds:.2f} s; add_image_faces (Lua + catch-up + query + ZADD) {add_seconds * 1000:.1f} ms, "
+            f"{len(found)} match(es)"
+        )
+    finally:
+        client.flushdb()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding labels.csv")
+    parser.add_argument("--tolerance", type=float, default=0.6)
+    parser.add_argument("--max-side", type=int, default=1280)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--redis-url", help="an EMPTY Redis database to time FaceIndex.sync() against (flushed after)")
+    parser.add_argument("--redis-faces", type=int, default=1_000_000)
+    args = parser.parse_args(argv)
+
+    if not args.skip_quality:
+        if not (args.data / "labels.csv").is_file():
+            print(f"no labels.csv in {args.data}", file=sys.stderr)
+            return 2
+        photos = labelled_photos(args.data)
+        encodings, seconds = encode_photos(args.data, photos, args.max_side)
+        print(f"detect+encode: median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s per photo (max side {args.max_side})")
+        quality(photos, encodings, args.tolerance)
+        group_answers(args.data, group_photos(args.data), photos, encodings, args.tolerance, args.max_side)
+    if args.sizes:
+        speed(args.sizes, args.queries, args.tolerance)
+    if args.redis_url:
+        redis_sync(args.redis_url, args.redis_faces, args.tolerance)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""RabbitMQ connections: a publisher with confirms for the REST side, and connection settings.
+
+pika's BlockingConnection is not thread-safe, so the Publisher serialises use of its one
+connection with a lock and reconnects on the next call after any failure.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pika
+import pika.exceptions
+
+from . import topology
+from .config import Settings
+
+# Errors that mean "the broker is not there (right now)", as opposed to a programming error.
+BROKER_ERRORS = (
+    pika.exceptions.AMQPError,
+    OSError,
+)
+
+
+class BrokerUnavailable(RuntimeError):
+    """The message could not be handed to RabbitMQ (down, unreachable, or it refused)."""
+
+
+def connection_parameters(settings: Settings, *, heartbeat: int = 30) -> pika.ConnectionParameters:
+    return pika.ConnectionParameters(
+        host=settings.rabbitmq_host,
+        port=settings.rabbitmq_port,
+        virtual_host=settings.rabbitmq_vhost,
+        credentials=pika.PlainCredentials(settings.rabbitmq_user, settings.rabbitmq_password),
+        heartbeat=heartbeat,
+        socket_timeout=settings.network_timeout,
+        stack_timeout=settings.network_timeout * 2,
+        blocked_connection_timeout=settings.network_timeout * 6,
+        connection_attempts=1,
+        client_properties={"connection_name": f"imagescan@{settings.hostname}"},
+    )
+
+
+def connect(settings: Settings, *, heartbeat: int = 30) -> pika.BlockingConnection:
+    return pika.BlockingConnection(connection_parameters(settings, heartbeat=heartbeat))
+
+
+def encode_work(kind: str, **payload) -> bytes:
+    if kind not in topology.WORK_KINDS:
+        raise ValueError(f"unknown work kind {kind!r}")
+    return json.dumps({"kind": kind, **payload}, separators=(",", ":")).encode()
+
+
+def decode_work(body: bytes) -> dict:
+    """The work message, or ValueError when it is not one of ours."""
+    message = json.loads(body)
+    if not isinstance(message, dict) or message.get("kind") not in topology.WORK_KINDS:
+        raise ValueError("not a work message")
+    return message
+
+
+class Publisher:
+    """Publishes persistent work messages and returns only once the broker confirmed them."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._connection: pika.BlockingConnection | None = None
+        self._channel = None
+
+    def publish(self, kind: str, request_id: str = "", **payload) -> None:
+        body = encode_work(kind, request_id=request_id, **payload)
+        properties = pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent,
+            content_type="application/json",
+            correlation_id=request_id or None,
+        )
+        with self._lock:
+            # One retry on a fresh connection: an idle connection may have been dropped by the
+            # broker or a load balancer since the last call, which says nothing about now.
+            for attempt in (1, 2):
+                try:
+                    channel = self._ensure_channel()
+                    channel.basic_publish(
+                        topology.WORK_EXCHANGE, kind, body, properties, mandatory=True
+                    )
+                    return
+                except pika.exceptions.UnroutableError as exc:
+                    raise BrokerUnavailable("the work queue is missing on the broker") from exc
+                except pika.exceptions.NackError as exc:
+                    self._close()
+                    raise BrokerUnavailable("the broker refused the message") from exc
+                except BROKER_ERRORS as exc:
+                    self._close()
+                    if attempt == 2:
+                        raise BrokerUnavailable(f"RabbitMQ is unreachable: {exc!r}") from exc
+
+    def ping(self) -> bool:
+        with self._lock:
+            try:
+                self._ensure_channel()
+                self._connection.process_data_events(time_limit=0)
+                return True
+            except BROKER_ERRORS:
+                self._close()
+                return False
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _ensure_channel(self):
+        if self._channel is None or not self._channel.is_open:
+            self._close()
+            # No heartbeats: nothing services this connection between requests, and a dead
+            # connection is detected (and replaced) by the next publish anyway.
+            self._connection = connect(self._settings, heartbeat=0)
+            channel = self._connection.channel()
+            channel.confirm_delivery()
+            topology.declare_work(channel, self._settings.max_attempts)
+            self._channel = channel
+        return self._channel
+
+    def _close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except BROKER_ERRORS:
+                pass

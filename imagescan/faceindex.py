@@ -1,0 +1,269 @@
+"""Face matching at scale: every known face encoding in one float32 matrix per process.
+
+Redis is the source of truth (keys from :mod:`imagescan.keys`):
+
+* ``face_seq``        counter, the last face id handed out;
+* ``face_encodings``  hash, face id -> 128 little-endian float32 (512 bytes);
+* ``face_owner``      hash, face id -> SHA-256 of the image holding the face;
+* ``image_faces``     string per image, JSON ``[{"id", "box"}]``; it doubles as the
+                      "faces already added" marker that makes re-processing idempotent;
+* ``image_matches``   sorted set per image, other image's SHA-256 -> best distance.
+
+Why two photos processed at the same moment by two workers still match
+-----------------------------------------------------------------------
+One Lua script hands out each new face id with INCR and writes the encoding and the
+owner in the same atomic step, so once ``face_seq`` reads N, every face with id <= N is
+readable. After adding its faces, a worker catches its matrix up to the current
+``face_seq`` (at least its own highest new id) and runs the range query. For any two
+faces, the worker of the later one (higher id) therefore sees the earlier one, and the
+match is stored on both images (ZADD LT keeps the smallest distance), so ``/match`` is a
+plain read. If both workers see each other, both write the same pair: harmless.
+
+Each process keeps its own matrix, grown by doubling, and the query is one vectorised
+pass: ``|a-b|^2 = |a|^2 + |b|^2 - 2 a.b`` with a matrix-vector product, candidates
+re-checked exactly in float64 so the float32 shortcut never changes an answer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from imagescan import keys
+
+ENCODING_SIZE = 128
+ENCODING_DTYPE = np.dtype("<f4")
+DEFAULT_TOLERANCE = 0.6
+_SYNC_CHUNK = 2000  # face ids fetched per Redis round trip while catching up
+_INITIAL_CAPACITY = 1024
+
+# KEYS: face_seq, face_encodings, face_owner, image_faces(sha)
+# ARGV: sha256, then one (encoding bytes, box JSON) pair per face
+# Returns {1, faces JSON} when the faces were added now, {0, faces JSON} when the image
+# already had its faces (a redelivered message): then nothing is written.
+_ADD_FACES_LUA = """
+local existing = redis.call('GET', KEYS[4])
+if existing then
+    return {0, existing}
+end
+local parts = {}
+for i = 2, #ARGV, 2 do
+    local id = redis.call('INCR', KEYS[1])
+    redis.call('HSET', KEYS[2], id, ARGV[i])
+    redis.call('HSET', KEYS[3], id, ARGV[1])
+    parts[#parts + 1] = '{"id":' .. id .. ',"box":' .. ARGV[i + 1] .. '}'
+end
+local faces = '[' .. table.concat(parts, ',') .. ']'
+redis.call('SET', KEYS[4], faces)
+return {1, faces}
+"""
+
+
+def encoding_to_bytes(encoding: Sequence[float]) -> bytes:
+    vector = np.asarray(encoding, dtype=ENCODING_DTYPE)
+    if vector.shape != (ENCODING_SIZE,):
+        raise ValueError(f"a face encoding has {ENCODING_SIZE} values, got shape {vector.shape}")
+    if not np.all(np.isfinite(vector)):
+        raise ValueError("a face encoding must be finite")
+    return vector.tobytes()
+
+
+def encoding_from_bytes(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=ENCODING_DTYPE, count=ENCODING_SIZE)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class EncodingMatrix:
+    """Append-only contiguous float32 matrix of encodings with their owners.
+
+    Grows by doubling so adding n faces costs O(n) amortised copies, and keeps the
+    squared norms beside the rows so a query is a single matrix-vector product.
+    """
+
+    def __init__(self, capacity: int = _INITIAL_CAPACITY):
+        capacity = max(1, capacity)
+        self._rows = np.empty((capacity, ENCODING_SIZE), dtype=np.float32)
+        self._squared_norms = np.empty(capacity, dtype=np.float32)
+        self._owner_index = np.empty(capacity, dtype=np.int32)
+        self._owners: list[str] = []  # distinct owners; _owner_index points into it
+        self._owner_numbers: dict[str, int] = {}
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def append(self, encodings: np.ndarray, owners: Sequence[str]) -> None:
+        encodings = np.asarray(encodings, dtype=np.float32).reshape(-1, ENCODING_SIZE)
+        count = len(encodings)
+        if count != len(owners):
+            raise ValueError("one owner per encoding")
+        self._reserve(self.size + count)
+        end = self.size + count
+        self._rows[self.size : end] = encodings
+        self._squared_norms[self.size : end] = np.einsum("ij,ij->i", encodings, encodings)
+        self._owner_index[self.size : end] = [self._owner_number(owner) for owner in owners]
+        self.size = end
+
+    def within(self, queries, tolerance: float, exclude_owner: str | None = None) -> dict[str, float]:
+        """Owners having a face at euclidean distance <= tolerance from any query, with the best distance.
+
+        ``queries`` is one encoding or a (k, 128) array: all of an image's faces are
+        answered in one pass over the matrix, which is memory-bound at scale.
+        """
+        queries64 = np.asarray(queries, dtype=np.float64).reshape(-1, ENCODING_SIZE)
+        if self.size == 0 or len(queries64) == 0:
+            return {}
+        queries32 = queries64.astype(np.float32)
+        rows = self._rows[: self.size]
+        squared = rows @ queries32.T  # (n, k) dot products
+        squared *= -2.0
+        squared += self._squared_norms[: self.size, None]
+        squared += np.einsum("ij,ij->i", queries32, queries32)[None, :]
+        # float32 rounding is ~1e-6 here; the slack keeps every true hit, the exact pass drops extras
+        candidate_rows, candidate_queries = np.nonzero(squared <= np.float32(tolerance * tolerance + 1e-3))
+        if candidate_rows.size == 0:
+            return {}
+        distances = np.linalg.norm(rows[candidate_rows].astype(np.float64) - queries64[candidate_queries], axis=1)
+        best: dict[str, float] = {}
+        exclude_number = self._owner_numbers.get(exclude_owner, -1) if exclude_owner is not None else -1
+        for row, distance in zip(candidate_rows.tolist(), distances.tolist()):
+            if distance > tolerance:
+                continue
+            number = int(self._owner_index[row])
+            if number == exclude_number:
+                continue
+            owner = self._owners[number]
+            if distance < best.get(owner, float("inf")):
+                best[owner] = distance
+        return best
+
+    def _owner_number(self, owner: str) -> int:
+        number = self._owner_numbers.get(owner)
+        if number is None:
+            number = self._owner_numbers[owner] = len(self._owners)
+            self._owners.append(owner)
+        return number
+
+    def _reserve(self, needed: int) -> None:
+        capacity = len(self._rows)
+        if needed <= capacity:
+            return
+        while capacity < needed:
+            capacity *= 2
+        self._rows = _grown(self._rows, capacity, self.size)
+        self._squared_norms = _grown(self._squared_norms, capacity, self.size)
+        self._owner_index = _grown(self._owner_index, capacity, self.size)
+
+
+def _grown(array: np.ndarray, capacity: int, used: int) -> np.ndarray:
+    bigger = np.empty((capacity, *array.shape[1:]), dtype=array.dtype)
+    bigger[:used] = array[:used]
+    return bigger
+
+
+class FaceIndex:
+    """One per worker process. Thread-safe; Redis is shared by every worker."""
+
+    def __init__(self, redis, tolerance: float = DEFAULT_TOLERANCE):
+        self.redis = redis
+        self.tolerance = float(tolerance)
+        self._matrix = EncodingMatrix()
+        self._synced_through = 0  # every face id <= this is in the matrix (or was deleted)
+        self._lock = threading.Lock()
+        self._add_script = redis.register_script(_ADD_FACES_LUA)
+
+    def __len__(self) -> int:
+        return len(self._matrix)
+
+    def sync(self) -> int:
+        """Load every face added (by any worker) since the last sync; returns how many."""
+        with self._lock:
+            return self._sync_locked()
+
+    def add_image_faces(self, sha256: str, faces: Iterable) -> list[tuple[str, float]]:
+        """Record an image's faces and its matches; returns [(other sha256, distance)] best first.
+
+        ``faces`` are FaceFound-like objects (``.box`` with ``to_dict()``, ``.encoding``).
+        Processing the same image again adds no face; it only re-runs the (idempotent)
+        matching with the faces stored the first time, which completes a run that died
+        between the two steps.
+        """
+        faces = list(faces)
+        arguments: list = [sha256]
+        for face in faces:
+            arguments += [encoding_to_bytes(face.encoding), json.dumps(face.box.to_dict(), separators=(",", ":"))]
+        _, stored_json = self._add_script(
+            keys=[keys.face_seq(), keys.face_encodings(), keys.face_owner(), keys.image_faces(sha256)],
+            args=arguments,
+        )
+        face_ids = [int(face["id"]) for face in json.loads(stored_json)]
+        if not face_ids:
+            return []
+        with self._lock:
+            self._sync_locked()
+            encodings = self._fetch_encodings(face_ids)
+            best = self._best_matches(sha256, encodings)
+        self._store_matches(sha256, best)
+        return sorted(best.items(), key=lambda item: (item[1], item[0]))
+
+    def match_encodings(self, encodings: Iterable[Sequence[float]], exclude: str | None = None) -> list[tuple[str, float]]:
+        """Images holding a face within tolerance of any given encoding, best first (no writes)."""
+        with self._lock:
+            self._sync_locked()
+            best = self._best_matches(exclude, list(encodings))
+        return sorted(best.items(), key=lambda item: (item[1], item[0]))
+
+    def _best_matches(self, sha256: str | None, encodings) -> dict[str, float]:
+        if not encodings:
+            return {}
+        return self._matrix.within(np.stack([np.asarray(e, dtype=np.float32) for e in encodings]), self.tolerance, exclude_owner=sha256)
+
+    def _sync_locked(self) -> int:
+        latest = int(self.redis.get(keys.face_seq()) or 0)
+        loaded = 0
+        while self._synced_through < latest:
+            first = self._synced_through + 1
+            last = min(latest, self._synced_through + _SYNC_CHUNK)
+            ids = list(range(first, last + 1))
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hmget(keys.face_encodings(), ids)
+            pipe.hmget(keys.face_owner(), ids)
+            raw_encodings, raw_owners = pipe.execute()
+            present = [(data, owner) for data, owner in zip(raw_encodings, raw_owners) if data and owner]
+            if present:
+                matrix = np.frombuffer(b"".join(data for data, _ in present), dtype=ENCODING_DTYPE)
+                self._matrix.append(matrix.reshape(-1, ENCODING_SIZE), [_text(owner) for _, owner in present])
+                loaded += len(present)
+            self._synced_through = last
+        return loaded
+
+    def _fetch_encodings(self, face_ids: list[int]) -> list[np.ndarray]:
+        raw = self.redis.hmget(keys.face_encodings(), face_ids)
+        return [encoding_from_bytes(data) for data in raw if data]
+
+    def _store_matches(self, sha256: str, best: dict[str, float]) -> None:
+        if not best:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        # LT: a new pair is added, an existing pair only ever gets a smaller distance
+        pipe.zadd(keys.image_matches(sha256), best, lt=True)
+        for other, distance in best.items():
+            pipe.zadd(keys.image_matches(other), {sha256: distance}, lt=True)
+        pipe.execute()
+
+
+def matches_for(redis, sha256: str) -> list[tuple[str, float]]:
+    """Other images with a face matching one of this image's faces, best (smallest distance) first."""
+    return [(_text(other), float(distance)) for other, distance in redis.zrange(keys.image_matches(sha256), 0, -1, withscores=True)]
+
+
+def faces_for(redis, sha256: str) -> list[dict] | None:
+    """The image's stored faces ``[{"id", "box"}]``; None when its faces were never recorded."""
+    raw = redis.get(keys.image_faces(sha256))
+    return None if raw is None else json.loads(raw)

@@ -1,0 +1,132 @@
+"""Job records of the jobs API, shared by the REST service and the worker.
+
+A job asks for one image's analysis drawn on the image. Its record (``keys.job``) is a hash:
+status, sha256 of the input, message (why it failed), output (sha256 of the rendered image in the
+blob store), content_type of the output, created/updated (Unix seconds).
+
+Lifecycle: pending -> processing -> completed | failed. While a job waits for its image's
+analysis, its id is in ``keys.image_jobs(sha256)``; the worker renders every waiting job when the
+analysis ends. A job created after the analysis ended is rendered through a ``render`` work
+message instead. Both paths may reach the same job; completing is idempotent.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from . import keys
+
+PENDING = "pending"
+PROCESSING = "processing"
+COMPLETED = "completed"
+FAILED = "failed"
+FINISHED = (COMPLETED, FAILED)
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    status: str
+    sha256: str = ""
+    message: str = ""
+    output: str = ""
+    content_type: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def parse_job_id(text: str) -> str | None:
+    """The canonical form of a job id, or None when the text is not a UUID."""
+    try:
+        return str(uuid.UUID(text))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else (value or "")
+
+
+def get(redis, job_id: str) -> Job | None:
+    fields = redis.hgetall(keys.job(job_id))
+    if not fields:
+        return None
+    record = {_text(k): _text(v) for k, v in fields.items()}
+    return Job(
+        job_id=job_id,
+        status=record.get("status", PENDING),
+        sha256=record.get("sha256", ""),
+        message=record.get("message", ""),
+        output=record.get("output", ""),
+        content_type=record.get("content_type", ""),
+    )
+
+
+def create(redis, job_id: str, sha256: str) -> None:
+    """A pending job for an image, registered as waiting for that image's analysis."""
+    now = str(int(time.time()))
+    pipe = redis.pipeline(transaction=True)
+    pipe.hset(
+        keys.job(job_id),
+        mapping={"status": PENDING, "sha256": sha256, "created": now, "updated": now},
+    )
+    pipe.sadd(keys.image_jobs(sha256), job_id)
+    pipe.execute()
+
+
+def create_failed(redis, job_id: str, message: str, sha256: str = "") -> None:
+    """A job that failed before it could wait for anything (rejected or unqueueable upload)."""
+    now = str(int(time.time()))
+    mapping = {"status": FAILED, "message": message, "created": now, "updated": now}
+    if sha256:
+        mapping["sha256"] = sha256
+    pipe = redis.pipeline(transaction=True)
+    pipe.hset(keys.job(job_id), mapping=mapping)
+    if sha256:
+        pipe.srem(keys.image_jobs(sha256), job_id)
+    pipe.execute()
+
+
+def waiting_for(redis, sha256: str) -> list[str]:
+    return sorted(_text(member) for member in redis.smembers(keys.image_jobs(sha256)))
+
+
+_SET_IF_UNFINISHED = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'completed' or status == 'failed' then return 0 end
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+
+def _update_unfinished(redis, job_id: str, sha256: str, **fields: str) -> bool:
+    """Set fields of an unfinished job atomically; False when it is unknown or already finished."""
+    fields["updated"] = str(int(time.time()))
+    flat = [item for pair in fields.items() for item in pair]
+    changed = bool(redis.eval(_SET_IF_UNFINISHED, 1, keys.job(job_id), *flat))
+    if fields.get("status") in FINISHED and sha256:
+        redis.srem(keys.image_jobs(sha256), job_id)
+    return changed
+
+
+def mark_processing(redis, job_id: str) -> bool:
+    return _update_unfinished(redis, job_id, "", status=PROCESSING)
+
+
+def complete(redis, job_id: str, sha256: str, output_sha256: str, content_type: str) -> bool:
+    return _update_unfinished(
+        redis, job_id, sha256,
+        status=COMPLETED, output=output_sha256, content_type=content_type, message="",
+    )
+
+
+def fail(redis, job_id: str, sha256: str, message: str) -> bool:
+    return _update_unfinished(redis, job_id, sha256, status=FAILED, message=message)

@@ -1,0 +1,121 @@
+"""The Redis key schema. This is the only module that spells a Redis key.
+
+Every image is one record keyed by the SHA-256 of its bytes; MD5 and SHA-224
+are aliases. The README's "Redis key schema" section documents these keys.
+"""
+
+from __future__ import annotations
+
+# -- images ------------------------------------------------------------------
+
+
+def image(sha256: str) -> str:
+    """Hash: status, digests, format, size, analysis JSON, error, timestamps."""
+    return f"img:{sha256}"
+
+
+def image_names(sha256: str) -> str:
+    """Sorted set: filename or URL -> time first seen (keeps first-seen order)."""
+    return f"img:{sha256}:names"
+
+
+def digest_alias(digest: str) -> str:
+    """String: MD5 or SHA-224 hex -> SHA-256 hex of the same image."""
+    return f"alias:{digest}"
+
+
+def url_seen(url_digest: str) -> str:
+    """String: SHA-256 of a scanned URL -> SHA-256 of the image it gave."""
+    return f"url:{url_digest}"
+
+
+def blob(sha256: str) -> str:
+    """String: original bytes of an image (Redis blob store backend)."""
+    return f"blob:{sha256}"
+
+
+# -- plates ------------------------------------------------------------------
+
+
+def plate_images(plate: str) -> str:
+    """Set: SHA-256 of every image showing this normalised plate."""
+    return f"plate:{plate}"
+
+
+def known_plates() -> str:
+    """Set: every normalised plate ever indexed (for fuzzy search)."""
+    return "plates"
+
+
+# -- faces -------------------------------------------------------------------
+
+
+def face_seq() -> str:
+    """String counter: the last face id handed out."""
+    return "face:seq"
+
+
+def face_encodings() -> str:
+    """Hash: face id -> 128 float32 (512 bytes)."""
+    return "face:enc"
+
+
+def face_owner() -> str:
+    """Hash: face id -> SHA-256 of the image holding it."""
+    return "face:owner"
+
+
+def image_faces(sha256: str) -> str:
+    """String: JSON list of the image's faces [{"id", "box"}]."""
+    return f"img:{sha256}:faces"
+
+
+def image_matches(sha256: str) -> str:
+    """Sorted set: SHA-256 of another image with a matching face -> best distance."""
+    return f"img:{sha256}:matches"
+
+
+# -- jobs, transforms, upload links -------------------------------------------
+
+
+def job(job_id: str) -> str:
+    """Hash: status, sha256, message, output sha256, timestamps."""
+    return f"job:{job_id}"
+
+
+def image_jobs(sha256: str) -> str:
+    """Set: ids of jobs waiting for this image's analysis."""
+    return f"img:{sha256}:jobs"
+
+
+def transform_cache(sha256: str, operation: str) -> str:
+    """String with a TTL: the result of a transform (jpeg, png, grayscale, mirror)."""
+    return f"xform:{sha256}:{operation}"
+
+
+def upload_link(upload_id: str) -> str:
+    """String with the link's TTL: an upload id handed out by generate-upload-link."""
+    return f"upload:{upload_id}"
+
+
+def auth_failures(client: str) -> str:
+    """String counter with a TTL: failed API-key attempts from one client."""
+    return f"authfail:{client}"
+
+
+# -- statistics kept at ingest ------------------------------------------------
+
+
+def uploads_on_day(day: str) -> str:
+    """String counter: images first received on this UTC day (YYYY-MM-DD)."""
+    return f"stats:uploads:{day}"
+
+
+def format_counts() -> str:
+    """Sorted set: image format -> number of images."""
+    return "stats:formats"
+
+
+def camera_counts() -> str:
+    """Sorted set: "Make - Model" -> number of images."""
+    return "stats:cameras"

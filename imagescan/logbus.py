@@ -1,0 +1,115 @@
+"""Logging to the RabbitMQ `logs` topic exchange, as JSON, from a background thread.
+
+A request must never wait for (or fail because of) the log broker, so records go through
+a bounded in-memory queue to one publishing thread that owns its own connection. When the
+broker is away the thread reconnects with back-off and drops what does not fit the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+
+import pika
+
+from . import topology
+from .broker import BROKER_ERRORS, connect
+from .config import Settings
+
+_QUEUE_SIZE = 10_000
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def record_to_json(record: logging.LogRecord, service: str, hostname: str) -> str:
+    document = {
+        "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+        "level": record.levelname.lower(),
+        "service": service,
+        "host": hostname,
+        "logger": record.name,
+        "message": record.getMessage(),
+    }
+    # `extra=` fields (request_id, sha256, status, ...) become top-level keys.
+    for name, value in vars(record).items():
+        if name not in _STANDARD_ATTRS and not name.startswith("_"):
+            document[name] = value
+    if record.exc_info:
+        document["exception"] = logging.Formatter().formatException(record.exc_info)
+    return json.dumps(document, default=str)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str, hostname: str):
+        super().__init__()
+        self.service, self.hostname = service, hostname
+
+    def format(self, record: logging.LogRecord) -> str:
+        return record_to_json(record, self.service, self.hostname)
+
+
+class LogBusHandler(logging.Handler):
+    """Publishes each record on `<hostname>.<service>.<debug|info>` of the `logs` exchange."""
+
+    def __init__(self, settings: Settings, service: str):
+        super().__init__()
+        self.settings, self.service = settings, service
+        self._queue: queue.Queue = queue.Queue(maxsize=_QUEUE_SIZE)
+        self._thread = threading.Thread(target=self._run, name="logbus", daemon=True)
+        self._thread.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "debug" if record.levelno < logging.INFO else "info"
+        key = topology.log_routing_key(self.settings.hostname, self.service, level)
+        try:
+            self._queue.put_nowait((key, record_to_json(record, self.service, self.settings.hostname)))
+        except queue.Full:
+            pass  # losing a log line beats blocking a request
+        except Exception:
+            self.handleError(record)
+
+    def flush(self, timeout: float = 2.0) -> None:
+        """Wait (a little) until queued records are published; used at shutdown."""
+        deadline = time.monotonic() + timeout
+        while not self._queue.empty() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _run(self) -> None:
+        backoff = 0.5
+        pending = None
+        while True:
+            try:
+                connection = connect(self.settings, heartbeat=0)
+                channel = connection.channel()
+                topology.declare_logs(channel)
+                backoff = 0.5
+                while True:
+                    if pending is None:
+                        pending = self._queue.get()
+                    key, body = pending
+                    channel.basic_publish(
+                        topology.LOG_EXCHANGE, key, body.encode(),
+                        pika.BasicProperties(content_type="application/json"),
+                    )
+                    pending = None
+            except BROKER_ERRORS:
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+
+
+def configure_logging(settings: Settings, service: str, *, to_broker: bool = True) -> None:
+    """JSON lines on stderr (for `kubectl logs` of this pod) and on the `logs` exchange."""
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(settings.log_level)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(JsonFormatter(service, settings.hostname))
+    root.addHandler(stderr)
+    if to_broker:
+        root.addHandler(LogBusHandler(settings, service))
+    for noisy in ("pika", "urllib3", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

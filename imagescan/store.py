@@ -1,0 +1,266 @@
+"""ImageStore: every read and write of image records and their indexes in Redis.
+
+Writes that touch several keys for one image run as one Lua script, so a reader never
+sees half an image (a status of `done` without its plates, an alias without its record).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+import redis
+
+from . import keys
+from .config import Settings
+from .digests import Digests, digest_kind
+from .platetext import normalize_plate
+
+QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
+STATS_DAYS_KEPT = 40  # per-day upload counters outlive the 30 days the stats report
+
+# KEYS: record, names, md5 alias, sha224 alias, today's upload counter
+# ARGV: sha256, md5, sha224, size, received_at, name score, name ("" for none), counter ttl
+_REGISTER = """
+local created = redis.call('HSETNX', KEYS[1], 'sha256', ARGV[1])
+if created == 1 then
+  redis.call('HSET', KEYS[1], 'md5', ARGV[2], 'sha224', ARGV[3], 'size', ARGV[4],
+             'received_at', ARGV[5], 'status', 'queued')
+  redis.call('SET', KEYS[3], ARGV[1])
+  redis.call('SET', KEYS[4], ARGV[1])
+  redis.call('INCR', KEYS[5])
+  redis.call('EXPIRE', KEYS[5], ARGV[8])
+end
+if ARGV[7] ~= '' then
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[6], ARGV[7])
+end
+return {created, redis.call('HGET', KEYS[1], 'status')}
+"""
+
+# KEYS: record, format counts, camera counts, known plates, plate index keys...
+# ARGV: sha256, analysis json, format, width, height, analyzed_at, camera label, plates...
+_SAVE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == false then return -1 end
+if status == 'done' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'done', 'analysis', ARGV[2], 'format', ARGV[3],
+           'width', ARGV[4], 'height', ARGV[5], 'analyzed_at', ARGV[6])
+redis.call('HDEL', KEYS[1], 'error')
+redis.call('ZINCRBY', KEYS[2], 1, ARGV[3])
+if ARGV[7] ~= '' then redis.call('ZINCRBY', KEYS[3], 1, ARGV[7]) end
+for i = 5, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[1])
+  redis.call('SADD', KEYS[4], ARGV[i + 3])
+end
+return 1
+"""
+
+# KEYS: record; ARGV: new status, error ("" for none), at
+# Moves queued/processing/failed forward; a finished analysis is never overwritten.
+_SET_STATUS = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == false then return false end
+if status == 'done' then return status end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[3])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[2]) end
+return status
+"""
+
+
+def connect_redis(settings: Settings) -> redis.Redis:
+    return redis.Redis(
+        host=settings.redis_host,
+        port=settings.redis_port,
+        db=settings.redis_db,
+        password=settings.redis_password or None,
+        socket_timeout=settings.network_timeout,
+        socket_connect_timeout=settings.network_timeout,
+        health_check_interval=30,
+        retry_on_timeout=False,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _text(value) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class ImageStore:
+    def __init__(self, client: redis.Redis):
+        self.redis = client
+        self._register = client.register_script(_REGISTER)
+        self._save = client.register_script(_SAVE)
+        self._set_status = client.register_script(_SET_STATUS)
+
+    # -- lookups ---------------------------------------------------------------
+
+    def resolve(self, digest: str) -> str | None:
+        """SHA-256 of the image known by this MD5, SHA-224 or SHA-256, or None."""
+        kind = digest_kind(digest)
+        if kind is None:
+            return None
+        digest = digest.lower()
+        if kind == "sha256":
+            return digest if self.redis.exists(keys.image(digest)) else None
+        return _text(self.redis.get(keys.digest_alias(digest)))
+
+    def status(self, sha256: str) -> str | None:
+        return _text(self.redis.hget(keys.image(sha256), "status"))
+
+    def names(self, sha256: str) -> list[str]:
+        return [_text(n) for n in self.redis.zrange(keys.image_names(sha256), 0, -1)]
+
+    def digests(self, sha256: str) -> Digests | None:
+        md5, sha224 = self.redis.hmget(keys.image(sha256), "md5", "sha224")
+        if md5 is None:
+            return None
+        return Digests(md5=_text(md5), sha224=_text(sha224), sha256=sha256)
+
+    def analysis(self, sha256: str) -> dict | None:
+        """The whole `/images/<digest>` document, or None for an unknown image."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.image(sha256))
+            pipe.zrange(keys.image_names(sha256), 0, -1)
+            record, names = pipe.execute()
+        if not record:
+            return None
+        record = {_text(k): _text(v) for k, v in record.items()}
+        results = json.loads(record.get("analysis") or "{}")
+        document = {
+            "status": record.get("status"),
+            "digests": {"md5": record.get("md5"), "sha224": record.get("sha224"), "sha256": sha256},
+            "names": [_text(n) for n in names],
+            "size": int(record.get("size", 0)),
+            "received_at": record.get("received_at"),
+            "analyzed_at": record.get("analyzed_at"),
+            "format": record.get("format"),
+            "width": int(record["width"]) if record.get("width") else None,
+            "height": int(record["height"]) if record.get("height") else None,
+            "exif": results.get("exif", {"make": None, "model": None, "taken_at": None}),
+            "geotag": results.get("geotag"),
+            "plates": results.get("plates", []),
+            "faces": results.get("faces", []),
+        }
+        if record.get("error"):
+            document["error"] = record["error"]
+        return document
+
+    def plates_with_location(self, sha256: str) -> list[dict]:
+        """The plates API's `/hash` answer: plates of a geotagged image, else []."""
+        raw = self.redis.hget(keys.image(sha256), "analysis")
+        if raw is None:
+            return []
+        results = json.loads(raw)
+        geotag = results.get("geotag")
+        if not geotag:
+            return []
+        return [
+            {
+                "license": plate["plate"],
+                "confidence": plate["confidence"],
+                "latitude": geotag["latitude"],
+                "longitude": geotag["longitude"],
+            }
+            for plate in results.get("plates", [])
+        ]
+
+    def images_with_plate(self, plate: str) -> list[str]:
+        """SHA-256 of every image whose best reading of a plate is this plate."""
+        normal = normalize_plate(plate)
+        if not normal:
+            return []
+        return sorted(_text(s) for s in self.redis.smembers(keys.plate_images(normal)))
+
+    def known_plates(self) -> list[str]:
+        return [_text(p) for p in self.redis.smembers(keys.known_plates())]
+
+    def md5s(self, sha256s: list[str]) -> list[str]:
+        if not sha256s:
+            return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for sha in sha256s:
+                pipe.hget(keys.image(sha), "md5")
+            return [_text(m) for m in pipe.execute() if m is not None]
+
+    # -- writes ----------------------------------------------------------------
+
+    def register_upload(self, digests: Digests, size: int, name: str | None = None) -> tuple[bool, str]:
+        """Record an image (once) and one more name for it. Returns (created, status)."""
+        now = _now()
+        created, status = self._register(
+            keys=[
+                keys.image(digests.sha256),
+                keys.image_names(digests.sha256),
+                keys.digest_alias(digests.md5),
+                keys.digest_alias(digests.sha224),
+                keys.uploads_on_day(now.date().isoformat()),
+            ],
+            args=[
+                digests.sha256, digests.md5, digests.sha224, size, _iso(now),
+                time.time(), name or "", STATS_DAYS_KEPT * 86400,
+            ],
+        )
+        return bool(created), _text(status)
+
+    def mark_processing(self, sha256: str) -> str | None:
+        """Set `processing` unless already done; returns the status it had (None: unknown)."""
+        return _text(self._set_status(keys=[keys.image(sha256)], args=[PROCESSING, "", _iso(_now())]))
+
+    def mark_failed(self, sha256: str, reason: str) -> str | None:
+        return _text(self._set_status(keys=[keys.image(sha256)], args=[FAILED, reason[:500], _iso(_now())]))
+
+    def save_analysis(self, sha256: str, *, format: str, width: int, height: int,
+                      results: dict, camera_label: str | None) -> bool:
+        """Store the analysis and index its plates, all at once. False if it was already done."""
+        plates = sorted({p["plate"] for p in results.get("plates", []) if p.get("plate")})
+        outcome = self._save(
+            keys=[keys.image(sha256), keys.format_counts(), keys.camera_counts(), keys.known_plates()]
+            + [keys.plate_images(p) for p in plates],
+            args=[sha256, json.dumps(results, separators=(",", ":")), format, width, height,
+                  _iso(_now()), camera_label or ""] + plates,
+        )
+        if outcome == -1:
+            raise KeyError(f"no image record for {sha256}")
+        return outcome == 1
+
+    # -- URLs ------------------------------------------------------------------
+
+    @staticmethod
+    def _url_key(url: str) -> str:
+        return keys.url_seen(hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest())
+
+    def image_for_url(self, url: str) -> str | None:
+        return _text(self.redis.get(self._url_key(url)))
+
+    def remember_url(self, url: str, sha256: str) -> None:
+        self.redis.set(self._url_key(url), sha256)
+
+    # -- statistics kept at ingest ---------------------------------------------
+
+    def uploads_per_day(self, days: int = 30, today: datetime | None = None) -> dict[str, int]:
+        """UTC day -> images first received that day, for the last `days` days with uploads."""
+        today = (today or _now()).date()
+        dates = [(today - timedelta(days=offset)).isoformat() for offset in range(days)]
+        counts = self.redis.mget([keys.uploads_on_day(d) for d in dates])
+        return {d: int(c) for d, c in sorted(zip(dates, counts)) if c}
+
+    def top_formats(self, n: int = 1) -> list[tuple[str, int]]:
+        return [(_text(f), int(c)) for f, c in self.redis.zrevrange(keys.format_counts(), 0, n - 1, withscores=True)]
+
+    def top_cameras(self, n: int = 10) -> list[tuple[str, int]]:
+        return [(_text(m), int(c)) for m, c in self.redis.zrevrange(keys.camera_counts(), 0, n - 1, withscores=True)]
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False

@@ -1,0 +1,1 @@
+"""The logs service: prints every message of the `logs` exchange to stderr."""

@@ -1,0 +1,53 @@
+"""`python -m logs`: bind `#` on the `logs` topic exchange and print each message to stderr.
+
+Each line is `<routing key> <message>`, so `kubectl logs` of this pod shows the whole stack.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+
+from imagescan import topology
+from imagescan.broker import BROKER_ERRORS, connect
+from imagescan.config import Settings
+
+
+def print_message(channel, method, properties, body: bytes) -> None:
+    print(method.routing_key, body.decode("utf-8", "replace"), file=sys.stderr, flush=True)
+
+
+def listen(settings: Settings) -> None:
+    connection = connect(settings)
+    try:
+        channel = connection.channel()
+        topology.declare_logs(channel)
+        # A private, auto-deleted queue: each logs pod sees every message while it runs.
+        queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        channel.queue_bind(queue, topology.LOG_EXCHANGE, routing_key="#")
+        channel.basic_consume(queue, print_message, auto_ack=True)
+        print(f"logs: listening on exchange {topology.LOG_EXCHANGE!r} with '#'", file=sys.stderr, flush=True)
+        channel.start_consuming()
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    logging.basicConfig(level=logging.WARNING)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    backoff = 0.5
+    while True:
+        try:
+            listen(settings)
+        except BROKER_ERRORS as exc:
+            print(f"logs: broker unavailable ({exc!r}); retrying in {backoff:.1f}s", file=sys.stderr, flush=True)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

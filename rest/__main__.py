@@ -1,0 +1,51 @@
+"""`python -m rest`: serve the REST API with gunicorn on $PORT."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from gunicorn.app.base import BaseApplication
+
+from imagescan.config import Settings
+from imagescan.logbus import configure_logging
+
+
+class RestServer(BaseApplication):
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self):
+        env = os.environ
+        self.cfg.set("bind", f"0.0.0.0:{self.settings.port}")
+        # Threads: uploads mostly wait on Redis and the broker's confirm.
+        self.cfg.set("worker_class", "gthread")
+        self.cfg.set("workers", int(env.get("GUNICORN_WORKERS", "2")))
+        self.cfg.set("threads", int(env.get("GUNICORN_THREADS", "8")))
+        self.cfg.set("timeout", 120)
+        self.cfg.set("graceful_timeout", 30)  # SIGTERM: finish in-flight requests first
+        self.cfg.set("keepalive", 5)
+        self.cfg.set("accesslog", None)  # every call is logged by the app, with its request id
+        self.cfg.set("post_worker_init", _post_worker_init)
+
+    def load(self):
+        from .app import create_app
+
+        return create_app(self.settings)
+
+
+def _post_worker_init(worker):
+    # Each gunicorn worker process gets its own log-bus thread (threads do not survive fork).
+    configure_logging(Settings.from_env(), "rest")
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    configure_logging(settings, "rest", to_broker=False)
+    RestServer(settings).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

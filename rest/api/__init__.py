@@ -1,0 +1,13 @@
+"""One blueprint per API family."""
+
+from . import docs, faces, image_service, images, jobs, plates, transforms
+
+BLUEPRINTS = (
+    images.blueprint,
+    plates.blueprint,
+    faces.blueprint,
+    jobs.blueprint,
+    transforms.blueprint,
+    image_service.blueprint,
+    docs.blueprint,
+)

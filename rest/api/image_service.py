@@ -1,0 +1,154 @@
+"""Image-service API: upload links, batch uploads, originals by id, statistics.
+
+Every route but `GET /api/images/<id>` needs an `x-api-key` (see rest.auth).
+
+- `POST /api/generate-upload-link` `{"expiry": seconds}` (optional, default 60, 1..86400)
+  -> `{"upload_id", "expiry"}`; the id is usable until it expires.
+- `POST /api/upload-images/<upload_id>` repeated multipart field `image_files`
+  -> `{filename: sha256}`. Every file is checked before any is stored: one non-image
+  refuses the whole request (400/413/415 naming the file). An image sent again returns the
+  same id and is not counted again. Unknown or expired upload id -> 404.
+- `GET /api/images/<id>` -> the original bytes (any of the image's digests as id).
+- `GET /api/stats` -> exactly the three keys of the original service; the frequency lists only
+  the UTC days (of the last 30) with at least one new image, oldest first; the format is
+  null while no image has been analysed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+
+import redis
+from flask import Blueprint, Response, jsonify, request
+from PIL import Image, UnidentifiedImageError
+
+from imagescan import imaging, keys
+
+from ..auth import require_api_key
+from ..errors import ApiError
+from ..ingest import accept_image, unavailable, validate_image
+from ..services import current
+
+blueprint = Blueprint("image_service", __name__)
+
+DEFAULT_EXPIRY_SECONDS = 60
+MAX_EXPIRY_SECONDS = 86400
+STATS_DAYS = 30
+TOP_CAMERAS = 10
+FREQUENCY_KEY = "Image Upload Frequency Per Day (last 30 days)"
+FORMAT_KEY = "Most Popular Image Format"
+CAMERAS_KEY = "Top 10 Popular Camera Models"
+
+
+def _expiry_from_body() -> int:
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return DEFAULT_EXPIRY_SECONDS
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, 'the body must be JSON like {"expiry": 60}') from None
+    if not isinstance(body, dict):
+        raise ApiError(400, 'the body must be a JSON object like {"expiry": 60}')
+    expiry = body.get("expiry", DEFAULT_EXPIRY_SECONDS)
+    if isinstance(expiry, str) and expiry.strip().isdigit():
+        expiry = int(expiry)
+    if isinstance(expiry, bool) or not isinstance(expiry, int):
+        raise ApiError(400, "expiry must be a whole number of seconds")
+    if not 1 <= expiry <= MAX_EXPIRY_SECONDS:
+        raise ApiError(400, f"expiry must be between 1 and {MAX_EXPIRY_SECONDS} seconds")
+    return expiry
+
+
+@blueprint.post("/api/generate-upload-link")
+@require_api_key
+def generate_upload_link():
+    expiry = _expiry_from_body()
+    upload_id = str(uuid.uuid4())
+    try:
+        current().redis.set(keys.upload_link(upload_id), "1", ex=expiry)
+    except redis.RedisError:
+        raise unavailable("storage") from None
+    return jsonify({"upload_id": upload_id, "expiry": expiry})
+
+
+def _link_is_live(upload_id: str) -> bool:
+    try:
+        canonical = str(uuid.UUID(upload_id))
+    except ValueError:
+        return False
+    try:
+        return bool(current().redis.exists(keys.upload_link(canonical)))
+    except redis.RedisError:
+        raise unavailable("storage") from None
+
+
+@blueprint.post("/api/upload-images/<upload_id>")
+@require_api_key
+def upload_images(upload_id: str):
+    if not _link_is_live(upload_id):
+        raise ApiError(404, "unknown or expired upload id; ask /api/generate-upload-link for a new one")
+    files = request.files.getlist("image_files")
+    if not files:
+        raise ApiError(400, "send the images as repeated multipart fields 'image_files'")
+    named = []
+    for position, upload in enumerate(files, start=1):
+        name = upload.filename or f"image_files #{position}"
+        data = upload.read()
+        try:
+            validate_image(data)
+        except ApiError as error:
+            raise ApiError(error.status, f"{name}: {error.message}", file=name) from None
+        named.append((name, data))
+    return jsonify({name: accept_image(data, name).sha256 for name, data in named})
+
+
+def _mime_type(data: bytes) -> str:
+    try:
+        fmt = Image.open(io.BytesIO(data)).format  # reads the header only
+    except (UnidentifiedImageError, OSError):
+        return "application/octet-stream"
+    return imaging.MIME_TYPES.get("JPEG" if fmt == "MPO" else fmt, "application/octet-stream")
+
+
+@blueprint.get("/api/images/<image_id>")
+def original_image(image_id: str):
+    services = current()
+    try:
+        sha256 = services.store.resolve(image_id)
+        data = services.blobs.get(sha256) if sha256 else None
+    except (redis.RedisError, OSError):
+        raise unavailable("storage") from None
+    if data is None:
+        raise ApiError(404, f"no image {image_id!r}")
+    response = Response(data, mimetype=_mime_type(data))
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.set_etag(sha256)
+    return response.make_conditional(request)
+
+
+def _most_popular_format(store) -> str | None:
+    counts: dict[str, int] = {}
+    for fmt, count in store.top_formats(100):
+        name = "JPEG" if fmt == "MPO" else fmt  # MPO is a multi-picture JPEG
+        counts[name] = counts.get(name, 0) + count
+    if not counts:
+        return None
+    return max(sorted(counts), key=counts.__getitem__)
+
+
+@blueprint.get("/api/stats")
+@require_api_key
+def stats():
+    store = current().store
+    try:
+        body = {
+            FREQUENCY_KEY: store.uploads_per_day(STATS_DAYS),
+            FORMAT_KEY: _most_popular_format(store),
+            CAMERAS_KEY: [label for label, _ in store.top_cameras(TOP_CAMERAS)],
+        }
+    except redis.RedisError:
+        raise unavailable("storage") from None
+    return jsonify(body)

@@ -1,0 +1,45 @@
+"""The image record of any digest, and the service's health."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from ..errors import ApiError
+from ..services import current
+
+blueprint = Blueprint("images", __name__)
+
+
+def resolve_or_404(digest: str) -> str:
+    sha256 = current().store.resolve(digest)
+    if sha256 is None:
+        raise ApiError(404, f"no image with digest {digest!r} (MD5, SHA-224 or SHA-256 hex)")
+    return sha256
+
+
+@blueprint.get("/images/<digest>")
+def image_analysis(digest: str):
+    store = current().store
+    document = store.analysis(resolve_or_404(digest))
+    if document is None:  # vanished between the two reads
+        raise ApiError(404, f"no image with digest {digest!r}")
+    return jsonify(document)
+
+
+@blueprint.get("/healthz")
+def healthz():
+    """The process is alive and answering: no dependency is checked (that is /readyz)."""
+    return jsonify({"status": "ok"})
+
+
+@blueprint.get("/readyz")
+def readyz():
+    services = current()
+    checks = {"redis": services.store.ping(), "rabbitmq": services.publisher.ping()}
+    body = {"status": "ready" if all(checks.values()) else "unavailable",
+            "checks": {name: "ok" if ok else "down" for name, ok in checks.items()}}
+    response = jsonify(body)
+    if not all(checks.values()):
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
+    return response

@@ -1,0 +1,144 @@
+"""Jobs API: POST an image, poll the job, fetch the image with its analysis drawn on it.
+
+- `POST /jobs` (multipart field `image`) -> 202, `Location: /jobs/<id>`,
+  `{"job_id", "status", "location"}`. When the image cannot be queued (Redis or RabbitMQ down)
+  the job is recorded as failed (when Redis allows) and the answer is 500 with the same
+  Location; a rejected upload (not an image, too big) keeps its 4xx status, also with the
+  Location of a job recorded as failed with the reason.
+- `GET /jobs/<id>` -> 200 pending|processing|failed (+ `message`), 201 completed with
+  `Location: /jobs/<id>/output`; 404 for unknown or malformed ids.
+- `GET /jobs/<id>/output` -> the image (image/jpeg for JPEG sources, else image/png);
+  202 + Location of the status while unfinished; 409 when the job failed; 404 unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Blueprint, Response, g, jsonify, request, url_for
+
+from imagescan import jobs, topology
+from imagescan.broker import BrokerUnavailable
+from imagescan.store import DONE, PROCESSING
+
+from ..errors import ApiError, error_response
+from ..ingest import accept_image, unavailable
+from ..services import current
+
+blueprint = Blueprint("jobs", __name__)
+log = logging.getLogger("imagescan.rest.jobs")
+
+
+def _status_location(job_id: str) -> str:
+    return url_for("jobs.job_status", job_id=job_id)
+
+
+def _output_location(job_id: str) -> str:
+    return url_for("jobs.job_output", job_id=job_id)
+
+
+def _record_failed_job(job_id: str, message: str, sha256: str = "") -> None:
+    """Best effort: with Redis down the job cannot be recorded, and the answer says why anyway."""
+    try:
+        jobs.create_failed(current().redis, job_id, message, sha256)
+    except redis.RedisError as exc:
+        log.warning("job %s not recorded: %r", job_id, exc)
+
+
+def _failed_to_queue(job_id: str, error: ApiError, sha256: str = ""):
+    _record_failed_job(job_id, error.message, sha256)
+    status = error.status if 400 <= error.status < 500 else 500
+    location = _status_location(job_id)
+    headers = {**error.headers, "Location": location}
+    return error_response(status, error.message, headers, job_id=job_id, location=location)
+
+
+@blueprint.post("/jobs")
+def create_job():
+    upload = request.files.get("image")
+    job_id = jobs.new_job_id()
+    if upload is None:
+        raise ApiError(400, "send the image as the multipart form field 'image'")
+    try:
+        digests = accept_image(upload.read(), upload.filename or None)
+    except ApiError as error:
+        return _failed_to_queue(job_id, error)
+    services = current()
+    try:
+        jobs.create(services.redis, job_id, digests.sha256)
+        # Read after registering the job: if the analysis ends in between, the worker's
+        # hook sees the job or this read sees `done` (maybe both; rendering is idempotent).
+        if services.store.status(digests.sha256) == DONE:
+            services.publisher.publish(
+                topology.RENDER, request_id=g.get("request_id", ""),
+                job_id=job_id, sha256=digests.sha256,
+            )
+    except redis.RedisError:
+        return _failed_to_queue(job_id, unavailable("storage"), digests.sha256)
+    except BrokerUnavailable:
+        return _failed_to_queue(job_id, unavailable("the work queue"), digests.sha256)
+    location = _status_location(job_id)
+    response = jsonify({"job_id": job_id, "status": jobs.PENDING, "location": location})
+    response.status_code = 202
+    response.headers["Location"] = location
+    return response
+
+
+def _load_job(job_id: str) -> jobs.Job:
+    canonical = jobs.parse_job_id(job_id)
+    try:
+        job = jobs.get(current().redis, canonical) if canonical else None
+    except redis.RedisError:
+        raise unavailable("storage") from None
+    if job is None:
+        raise ApiError(404, f"no job {job_id!r}")
+    return job
+
+
+def _visible_status(job: jobs.Job) -> str:
+    """A pending job whose image is being analysed is already processing, as the client sees it."""
+    if job.status == jobs.PENDING and job.sha256:
+        if current().store.status(job.sha256) == PROCESSING:
+            return jobs.PROCESSING
+    return job.status
+
+
+@blueprint.get("/jobs/<job_id>")
+def job_status(job_id: str):
+    job = _load_job(job_id)
+    body = {"job_id": job.job_id, "status": _visible_status(job), "image": job.sha256 or None}
+    if job.status == jobs.FAILED:
+        body["message"] = job.message
+    if job.status != jobs.COMPLETED:
+        return jsonify(body), 200
+    location = _output_location(job.job_id)
+    body["output"] = location
+    body["location"] = location
+    response = jsonify(body)
+    response.status_code = 201
+    response.headers["Location"] = location
+    return response
+
+
+@blueprint.get("/jobs/<job_id>/output")
+def job_output(job_id: str):
+    job = _load_job(job_id)
+    if job.status == jobs.FAILED:
+        raise ApiError(409, f"the job failed: {job.message}", job_id=job.job_id)
+    if job.status != jobs.COMPLETED:
+        location = _status_location(job.job_id)
+        response = jsonify({"job_id": job.job_id, "status": _visible_status(job), "location": location})
+        response.status_code = 202
+        response.headers["Location"] = location
+        response.headers["Retry-After"] = "1"
+        return response
+    try:
+        data = current().blobs.get(job.output)
+    except (redis.RedisError, OSError):
+        raise unavailable("storage") from None
+    if data is None:
+        raise ApiError(500, "the job's output is missing from the blob store", job_id=job.job_id)
+    response = Response(data, mimetype=job.content_type or "application/octet-stream")
+    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+    return response

@@ -1,0 +1,104 @@
+"""prog-image API: upload an image, download it converted, in grayscale or mirrored.
+
+- `POST /upload_file` (multipart field `image`) -> the SHA-256 as a `text/plain` body, or
+  `{"image_id": sha256}` when the client asks for `Accept: application/json`.
+- `GET /<id>/jpeg|png|grayscale|mirror` -> the transformed image; `<id>` is any of the image's
+  MD5, SHA-224 or SHA-256. Output formats are described in imagescan.transforms.
+
+Results are cached in Redis for a day (`keys.transform_cache`), up to CACHE_MAX_BYTES each.
+Decoding is bounded by MAX_IMAGE_PIXELS and at most TRANSFORM_SLOTS transforms run at once
+per process, so a few large images cannot take every request thread's CPU and memory;
+a request that waits longer than SLOT_WAIT_SECONDS for a slot gets 503 + Retry-After.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import redis
+from flask import Blueprint, Response, jsonify, request
+
+from imagescan import keys, transforms
+from imagescan.imaging import ImageRejected
+
+from ..errors import ApiError
+from ..ingest import accept_image, unavailable
+from ..services import current
+
+blueprint = Blueprint("transforms", __name__)
+
+CACHE_TTL_SECONDS = 24 * 3600
+CACHE_MAX_BYTES = 8 * 1024 * 1024
+TRANSFORM_SLOTS = 2
+SLOT_WAIT_SECONDS = 30
+_slots = threading.BoundedSemaphore(TRANSFORM_SLOTS)
+
+
+@blueprint.post("/upload_file")
+def upload_file():
+    upload = request.files.get("image")
+    if upload is None:
+        raise ApiError(400, "send the image as the multipart form field 'image'")
+    digests = accept_image(upload.read(), upload.filename or None)
+    wanted = request.accept_mimetypes.best_match(["text/plain", "application/json"])
+    if wanted == "application/json":
+        return jsonify({"image_id": digests.sha256})
+    return Response(digests.sha256, mimetype="text/plain")
+
+
+def _pack(rendered: transforms.Rendered) -> bytes:
+    return rendered.content_type.encode() + b"\n" + rendered.data
+
+
+def _unpack(cached: bytes) -> transforms.Rendered:
+    content_type, _, data = cached.partition(b"\n")
+    return transforms.Rendered(data, content_type.decode())
+
+
+def _compute(sha256: str, operation: str) -> transforms.Rendered:
+    services = current()
+    data = services.blobs.get(sha256)
+    if data is None:
+        raise ApiError(404, f"the original of image {sha256} is not stored")
+    if not _slots.acquire(timeout=SLOT_WAIT_SECONDS):
+        raise ApiError(503, "too many transforms in progress; retry shortly", headers={"Retry-After": "5"})
+    try:
+        image = transforms.open_image(data, services.settings.max_image_pixels)
+        return transforms.transform(image, operation)
+    except ImageRejected as rejected:
+        raise ApiError(rejected.status, rejected.reason) from None
+    except (OSError, ValueError) as exc:
+        raise ApiError(422, f"the stored image cannot be decoded: {exc}") from None
+    finally:
+        _slots.release()
+
+
+def transformed(image_id: str, operation: str):
+    services = current()
+    try:
+        sha256 = services.store.resolve(image_id)
+        if sha256 is None:
+            raise ApiError(404, f"no image {image_id!r}")
+        cache_key = keys.transform_cache(sha256, operation)
+        cached = services.redis.get(cache_key)
+        if cached is not None:
+            rendered = _unpack(cached)
+        else:
+            rendered = _compute(sha256, operation)
+            if len(rendered.data) <= CACHE_MAX_BYTES:
+                services.redis.set(cache_key, _pack(rendered), ex=CACHE_TTL_SECONDS)
+    except (redis.RedisError, OSError):
+        raise unavailable("storage") from None
+    response = Response(rendered.data, mimetype=rendered.content_type)
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+for _operation in transforms.OPERATIONS:
+    blueprint.add_url_rule(
+        f"/<image_id>/{_operation}",
+        endpoint=_operation,
+        view_func=transformed,
+        defaults={"operation": _operation},
+        methods=["GET"],
+    )

@@ -1,0 +1,66 @@
+"""The Flask app factory."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, g, request
+
+from imagescan.config import Settings
+
+from . import services as services_module
+from .api import BLUEPRINTS
+from .errors import register_error_handlers
+
+log = logging.getLogger("imagescan.rest")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def create_app(settings: Settings | None = None, services: services_module.Services | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes
+    app.json.sort_keys = False
+    app.extensions[services_module.EXTENSION] = services or services_module.Services.build(settings)
+    register_error_handlers(app)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    _log_every_call(app)
+    return app
+
+
+def _log_every_call(app: Flask) -> None:
+    """One `info` message per API call with its outcome; details on `debug`."""
+
+    @app.before_request
+    def _start():
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.started = time.monotonic()
+
+    @app.after_request
+    def _finish(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        outcome = "ok" if response.status_code < 400 else "error"
+        fields = {
+            "request_id": g.get("request_id"),
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "outcome": outcome,
+            "ms": round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1),
+        }
+        if response.is_json and response.status_code >= 400:
+            fields["reason"] = (response.get_json(silent=True) or {}).get("error")
+        log.info("%s %s -> %s %s", request.method, request.path, response.status_code, outcome, extra=fields)
+        log.debug(
+            "request details",
+            extra={"request_id": fields["request_id"], "remote": request.remote_addr,
+                   "content_type": request.content_type, "content_length": request.content_length,
+                   "user_agent": request.user_agent.string},
+        )
+        return response

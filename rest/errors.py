@@ -1,0 +1,47 @@
+"""Errors rendered in one place: every error leaves the service as a JSON document."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An answer other than success: status, a sentence saying why, optional headers and fields."""
+
+    def __init__(self, status: int, message: str, *, headers: dict | None = None, **fields):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+        self.fields = fields
+
+
+def error_response(status: int, message: str, headers: dict | None = None, **fields):
+    response = jsonify({"error": message, "status": status, **fields})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError):
+        return error_response(error.status, error.message, error.headers, **error.fields)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        headers = dict(error.get_headers())
+        headers.pop("Content-Type", None)
+        return error_response(error.code or 500, error.description or error.name, headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        # Never a stack trace or an HTML page to the client; the details go to the log.
+        log.exception("unhandled error")
+        return error_response(500, "internal error; the request id in the log tells what happened")

@@ -1,0 +1,77 @@
+"""Accepting an image: validate, keep the original, record it, queue its analysis.
+
+Every route that receives an image (plates, faces, jobs, transforms, image service) goes
+through `accept_image`, so every image gets the same analysis whatever route brought it.
+An upload is answered with success only after the original is stored and the broker has
+confirmed the work message: a 2xx means the image will be analysed.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+
+import redis
+from flask import g
+
+from imagescan import imaging, topology
+from imagescan.broker import BrokerUnavailable
+from imagescan.digests import Digests
+from imagescan.store import DONE
+
+from .errors import ApiError
+from .services import current
+
+log = logging.getLogger("imagescan.rest.ingest")
+MAX_NAME_LENGTH = 1024
+RETRY_AFTER_SECONDS = "5"
+
+
+def check_name(name: str) -> str:
+    """A filename or URL as recorded: refused when it holds control characters or is huge."""
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_LENGTH:
+        raise ApiError(400, f"the name is longer than {MAX_NAME_LENGTH} bytes")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
+        raise ApiError(400, "the name contains control characters or invalid UTF-8")
+    return name
+
+
+def unavailable(what: str) -> ApiError:
+    return ApiError(503, f"{what} is unavailable; retry shortly", headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+def validate_image(data: bytes) -> imaging.ImageInfo:
+    try:
+        return imaging.inspect(data, current().settings.max_image_pixels)
+    except imaging.ImageRejected as rejected:
+        raise ApiError(rejected.status, rejected.reason) from None
+
+
+def accept_image(data: bytes, name: str | None) -> Digests:
+    services = current()
+    if name is not None:
+        check_name(name)
+    info = validate_image(data)
+    digests = Digests.of(data)
+    request_id = g.get("request_id", "")
+    try:
+        services.blobs.put(digests.sha256, data)
+        created, status = services.store.register_upload(digests, len(data), name)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("storage unavailable: %r", exc, extra={"request_id": request_id})
+        raise unavailable("storage") from exc
+    if status != DONE:
+        # Queued again even when a message may already wait: if an earlier publish failed
+        # after the record was written, this is what gets the image analysed. The worker
+        # ignores a message for an image that is already done.
+        try:
+            services.publisher.publish(topology.ANALYZE, request_id=request_id, sha256=digests.sha256)
+        except BrokerUnavailable as exc:
+            log.warning("broker unavailable: %s", exc, extra={"request_id": request_id})
+            raise unavailable("the work queue") from exc
+    log.info(
+        "accepted %s image %s", info.format, digests.sha256,
+        extra={"request_id": request_id, "sha256": digests.sha256, "md5": digests.md5,
+               "image_name": name, "new": created, "status": status, "bytes": len(data)},
+    )
+    return digests

@@ -1,0 +1,403 @@
+"""The OpenAPI 3.0 description of every route the REST service answers (served at /openapi.json).
+
+Written by hand, next to the code it describes; tests/integration/test_openapi.py checks that
+every Flask route appears here with its methods, so a new route without a description fails CI.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from imagescan import transforms
+
+_REF = "#/components/schemas/"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": _REF + name}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str, retry_after: bool = False) -> dict:
+    response = _json(_ref("Error"), description)
+    if retry_after:
+        response["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
+    return response
+
+
+def _path_param(name: str, description: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string"}}
+
+
+_DIGEST = "MD5, SHA-224 or SHA-256 (hex) of the image"
+_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff")
+_BINARY = {"type": "string", "format": "binary"}
+
+BAD_IMAGE = {
+    "400": _error("Empty, corrupt or truncated image, or a malformed request"),
+    "413": _error("Upload larger than MAX_UPLOAD_MB or image over MAX_IMAGE_PIXELS"),
+    "415": _error("Not an image in a format the service reads"),
+    "503": _error("Redis or RabbitMQ unavailable; nothing was queued", retry_after=True),
+}
+NEEDS_KEY = {
+    "401": _error("x-api-key present but wrong"),
+    "403": _error("x-api-key missing"),
+    "429": _error("Too many wrong keys from this address", retry_after=True),
+    "503": _error("No API key configured on the server, or storage unavailable", retry_after=True),
+}
+NOT_FOUND = {"404": _error("No such image")}
+RAW_IMAGE_BODY = {
+    "required": True,
+    "description": "The image bytes; the Content-Type header is not trusted (the bytes are sniffed)",
+    "content": {"application/octet-stream": {"schema": _BINARY},
+                **{mime: {"schema": _BINARY} for mime in _IMAGE_TYPES}},
+}
+
+
+def _multipart(field: str, description: str, repeated: bool = False) -> dict:
+    schema = {"type": "array", "items": _BINARY} if repeated else _BINARY
+    return {
+        "required": True,
+        "content": {"multipart/form-data": {
+            "schema": {"type": "object", "required": [field],
+                       "properties": {field: {**schema, "description": description}}},
+        }},
+    }
+
+
+def _image_response(description: str, types=_IMAGE_TYPES) -> dict:
+    return {"description": description, "content": {mime: {"schema": _BINARY} for mime in types}}
+
+
+SCHEMAS = {
+    "Error": {
+        "type": "object", "required": ["error", "status"],
+        "description": "Every error, whatever the route",
+        "properties": {"error": {"type": "string", "description": "Why, in one sentence"},
+                       "status": {"type": "integer", "description": "The HTTP status again"}},
+        "additionalProperties": True,
+    },
+    "Hash": {"type": "object", "required": ["hash"], "properties": {"hash": {"type": "string"}}},
+    "Box": {
+        "type": "object", "description": "Pixels of the upright image; (x, y) is the top-left corner",
+        "properties": {k: {"type": "integer"} for k in ("x", "y", "w", "h")},
+    },
+    "Plate": {
+        "type": "object",
+        "properties": {
+            "plate": {"type": "string", "description": "Upper case, letters and digits only"},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "box": _ref("Box"),
+            "candidates": {"type": "array", "items": {"type": "object", "properties": {
+                "plate": {"type": "string"}, "confidence": {"type": "number"}}}},
+        },
+    },
+    "PlateLocation": {
+        "type": "object",
+        "properties": {"license": {"type": "string"}, "confidence": {"type": "number"},
+                       "latitude": {"type": "number"}, "longitude": {"type": "number"}},
+    },
+    "Analysis": {
+        "type": "object",
+        "properties": {
+            "status": {"type": "string", "enum": ["queued", "processing", "done", "failed"]},
+            "digests": {"type": "object", "properties": {
+                k: {"type": "string"} for k in ("md5", "sha224", "sha256")}},
+            "names": {"type": "array", "items": {"type": "string"},
+                      "description": "Filenames and URLs it was received under, first seen first"},
+            "size": {"type": "integer"},
+            "received_at": {"type": "string", "format": "date-time"},
+            "analyzed_at": {"type": "string", "format": "date-time", "nullable": True},
+            "format": {"type": "string", "nullable": True},
+            "width": {"type": "integer", "nullable": True},
+            "height": {"type": "integer", "nullable": True},
+            "exif": {"type": "object", "properties": {
+                "make": {"type": "string", "nullable": True},
+                "model": {"type": "string", "nullable": True},
+                "taken_at": {"type": "string", "nullable": True}}},
+            "geotag": {"type": "object", "nullable": True, "properties": {
+                "latitude": {"type": "number"}, "longitude": {"type": "number"}}},
+            "plates": {"type": "array", "items": _ref("Plate")},
+            "faces": {"type": "array", "items": {"type": "object", "properties": {"box": _ref("Box")}}},
+            "error": {"type": "string", "description": "Why the analysis failed"},
+        },
+    },
+    "JobAccepted": {
+        "type": "object", "required": ["job_id", "status", "location"],
+        "properties": {"job_id": {"type": "string", "format": "uuid"},
+                       "status": {"type": "string", "enum": ["pending"]},
+                       "location": {"type": "string", "example": "/jobs/6f1c…"}},
+    },
+    "Job": {
+        "type": "object", "required": ["job_id", "status"],
+        "properties": {
+            "job_id": {"type": "string", "format": "uuid"},
+            "status": {"type": "string", "enum": ["pending", "processing", "completed", "failed"]},
+            "image": {"type": "string", "nullable": True, "description": "SHA-256 of the input"},
+            "message": {"type": "string", "description": "Why the job failed"},
+            "output": {"type": "string", "description": "Location of the output (completed)"},
+            "location": {"type": "string", "description": "Same as the Location header"},
+        },
+    },
+    "UploadLink": {
+        "type": "object", "required": ["upload_id"],
+        "properties": {"upload_id": {"type": "string", "format": "uuid"},
+                       "expiry": {"type": "integer", "description": "Seconds it stays valid"}},
+    },
+    "Stats": {
+        "type": "object",
+        "required": ["Image Upload Frequency Per Day (last 30 days)", "Most Popular Image Format",
+                     "Top 10 Popular Camera Models"],
+        "properties": {
+            "Image Upload Frequency Per Day (last 30 days)": {
+                "type": "object", "additionalProperties": {"type": "integer"},
+                "description": "UTC day (YYYY-MM-DD) -> new images; days without uploads are left out",
+                "example": {"2024-05-06": 3}},
+            "Most Popular Image Format": {"type": "string", "nullable": True, "example": "JPEG"},
+            "Top 10 Popular Camera Models": {"type": "array", "items": {"type": "string"},
+                                             "example": ["Google - Pixel 6a"]},
+        },
+        "additionalProperties": False,
+    },
+}
+
+
+def _plates_paths() -> dict:
+    upload = {
+        "tags": ["plates"], "summary": "Scan an image for licence plates (PUT or POST)",
+        "parameters": [_path_param("filename", "Name recorded for the image")],
+        "requestBody": RAW_IMAGE_BODY,
+        "responses": {"200": _json(_ref("Hash"), "Accepted; `hash` is the MD5"), **BAD_IMAGE},
+    }
+    return {
+        "/image/{filename}": {"put": upload, "post": upload},
+        "/hash/{checksum}": {"get": {
+            "tags": ["plates"], "summary": "Plates and location of a geotagged image",
+            "parameters": [_path_param("checksum", _DIGEST)],
+            "responses": {"200": _json({"type": "array", "items": _ref("PlateLocation")},
+                                       "[] for unknown images and images without GPS EXIF")},
+        }},
+        "/license/{license}": {"get": {
+            "tags": ["plates"], "summary": "MD5s of the images showing a plate",
+            "parameters": [
+                _path_param("license", "Plate; compared upper-cased, letters and digits only"),
+                {"name": "fuzzy", "in": "query", "required": False,
+                 "description": "1: also plates one misread away (e.g. 789SJL finds 7B9SJLD)",
+                 "schema": {"type": "integer", "enum": [0, 1], "default": 0}},
+            ],
+            "responses": {"200": _json({"type": "array", "items": {"type": "string"}}, "MD5s; [] when none")},
+        }},
+    }
+
+
+def _faces_paths() -> dict:
+    return {
+        "/scan/image/{filename}": {"post": {
+            "tags": ["faces"], "summary": "Scan an image for faces",
+            "parameters": [_path_param("filename", "Name recorded for the image")],
+            "requestBody": RAW_IMAGE_BODY,
+            "responses": {"200": _json(_ref("Hash"), "Accepted; `hash` is the SHA-224"), **BAD_IMAGE},
+        }},
+        "/scan/url": {"post": {
+            "tags": ["faces"], "summary": "Fetch an image by URL and scan it (once per URL)",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["url"],
+                "properties": {"url": {"type": "string", "format": "uri"}}}}}},
+            "responses": {
+                "200": _json(_ref("Hash"), "Accepted (or seen before); `hash` is the SHA-224"),
+                **BAD_IMAGE,
+                "422": _error("The URL is not allowed (private address, bad scheme)"),
+                "502": _error("The URL could not be fetched"),
+            },
+        }},
+        "/match/{hash}": {"get": {
+            "tags": ["faces"], "summary": "Names and URLs of other images with a matching face",
+            "parameters": [_path_param("hash", _DIGEST)],
+            "responses": {"200": _json({"type": "array", "items": {"type": "string"}},
+                                       "[] for unknown images and images without faces")},
+        }},
+    }
+
+
+def _images_paths() -> dict:
+    return {
+        "/images/{digest}": {"get": {
+            "tags": ["images"], "summary": "Everything known about an image",
+            "parameters": [_path_param("digest", _DIGEST)],
+            "responses": {"200": _json(_ref("Analysis"), "The image's record"), **NOT_FOUND},
+        }},
+        "/healthz": {"get": {
+            "tags": ["operations"], "summary": "Liveness: the process answers",
+            "responses": {"200": _json({"type": "object"}, "Alive")},
+        }},
+        "/readyz": {"get": {
+            "tags": ["operations"], "summary": "Readiness: Redis and RabbitMQ reachable",
+            "responses": {"200": _json({"type": "object"}, "Ready"),
+                          "503": _json({"type": "object"}, "A dependency is unreachable")},
+        }},
+    }
+
+
+def _jobs_paths() -> dict:
+    job_id = _path_param("job_id", "The job's UUID")
+    location = {"Location": {"schema": {"type": "string"}}}
+    unknown_job = {"404": _error("No such job (also for ids that are not UUIDs)")}
+    return {
+        "/jobs": {"post": {
+            "tags": ["jobs"], "summary": "Draw the image's analysis on it, asynchronously",
+            "requestBody": _multipart("image", "The image"),
+            "responses": {
+                "202": {**_json(_ref("JobAccepted"), "Queued; poll the Location"), "headers": location},
+                **{code: {**response, "headers": location} for code, response in BAD_IMAGE.items()
+                   if code != "503"},
+                "500": {**_error("The job could not be queued; the job at Location says why"),
+                        "headers": location},
+            },
+        }},
+        "/jobs/{job_id}": {"get": {
+            "tags": ["jobs"], "summary": "A job's status",
+            "parameters": [job_id],
+            "responses": {
+                "200": _json(_ref("Job"), "pending, processing or failed (with message)"),
+                "201": {**_json(_ref("Job"), "completed; Location is the output"), "headers": location},
+                **unknown_job,
+            },
+        }},
+        "/jobs/{job_id}/output": {"get": {
+            "tags": ["jobs"], "summary": "The image with plates (box and text) and faces (box) drawn",
+            "parameters": [job_id],
+            "responses": {
+                "200": _image_response("JPEG for JPEG inputs, PNG otherwise", ("image/jpeg", "image/png")),
+                "202": {**_json(_ref("JobAccepted"), "Not finished; Location is the status"),
+                        "headers": location},
+                **unknown_job,
+                "409": _error("The job failed; `error` says why"),
+            },
+        }},
+    }
+
+
+def _transform_paths() -> dict:
+    paths = {
+        "/upload_file": {"post": {
+            "tags": ["prog-image"], "summary": "Upload an image; the answer is its id (SHA-256)",
+            "requestBody": _multipart("image", "The image"),
+            "responses": {
+                "200": {"description": "The image id",
+                        "content": {"text/plain": {"schema": {"type": "string"}},
+                                    "application/json": {"schema": {
+                                        "type": "object", "properties": {"image_id": {"type": "string"}}}}}},
+                **BAD_IMAGE,
+            },
+        }},
+    }
+    summaries = {
+        "jpeg": "As JPEG (quality 95; transparency composited over white)",
+        "png": "As PNG (lossless)",
+        "grayscale": "Pillow convert('L'); JPEG for JPEG sources, PNG otherwise",
+        "mirror": "Flipped left-right; JPEG for JPEG sources, PNG otherwise",
+    }
+    for operation in transforms.OPERATIONS:
+        paths[f"/{{image_id}}/{operation}"] = {"get": {
+            "tags": ["prog-image"], "summary": summaries[operation],
+            "parameters": [_path_param("image_id", _DIGEST)],
+            "responses": {
+                "200": _image_response("The transformed image", ("image/jpeg", "image/png")),
+                **NOT_FOUND,
+                "413": _error("Image over MAX_IMAGE_PIXELS"),
+                "503": _error("Busy or storage unavailable", retry_after=True),
+            },
+        }}
+    return paths
+
+
+def _image_service_paths() -> dict:
+    secured = [{"ApiKey": []}]
+    return {
+        "/api/generate-upload-link": {"post": {
+            "tags": ["image service"], "summary": "A temporary upload id", "security": secured,
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"expiry": {
+                    "type": "integer", "minimum": 1, "maximum": 86400, "default": 60,
+                    "description": "Seconds the upload id stays valid"}}}}}},
+            "responses": {"200": _json(_ref("UploadLink"), "The upload id"),
+                          "400": _error("Body is not JSON or expiry is out of range"), **NEEDS_KEY},
+        }},
+        "/api/upload-images/{upload_id}": {"post": {
+            "tags": ["image service"], "summary": "Upload images with an upload id", "security": secured,
+            "parameters": [_path_param("upload_id", "From /api/generate-upload-link")],
+            "requestBody": _multipart("image_files", "One or more images", repeated=True),
+            "responses": {
+                "200": _json({"type": "object", "additionalProperties": {"type": "string"}},
+                             "filename -> SHA-256; an image sent again keeps its first id"),
+                **BAD_IMAGE, **NEEDS_KEY,
+                "404": _error("Unknown or expired upload id"),
+            },
+        }},
+        "/api/images/{image_id}": {"get": {
+            "tags": ["image service"], "summary": "The original image (no key needed)",
+            "parameters": [_path_param("image_id", _DIGEST)],
+            "responses": {"200": _image_response("The bytes as uploaded"), "304": {"description": "Not modified"},
+                          **NOT_FOUND},
+        }},
+        "/api/stats": {"get": {
+            "tags": ["image service"], "summary": "Upload and image statistics", "security": secured,
+            "responses": {"200": _json(_ref("Stats"), "Statistics"), **NEEDS_KEY},
+        }},
+    }
+
+
+def _docs_paths() -> dict:
+    return {
+        "/openapi.json": {"get": {
+            "tags": ["docs"], "summary": "This document",
+            "responses": {"200": _json({"type": "object"}, "OpenAPI 3.0 document")},
+        }},
+        "/docs": {"get": {
+            "tags": ["docs"], "summary": "Interactive documentation (Swagger UI)",
+            "responses": {"200": {"description": "HTML page", "content": {"text/html": {}}}},
+        }},
+        "/docs/{filename}": {"get": {
+            "tags": ["docs"], "summary": "Swagger UI's static files",
+            "parameters": [_path_param("filename", "File of the Swagger UI distribution")],
+            "responses": {"200": {"description": "The file"}, "404": _error("No such file")},
+        }},
+    }
+
+
+def _operation_ids(paths: dict) -> None:
+    """Unique, readable operationIds (Swagger UI shows them; client generators need them)."""
+    for path, operations in paths.items():
+        words = [w.strip("{}").replace("-", "_").replace(".", "_") for w in path.split("/") if w]
+        for method, operation in operations.items():
+            operation["operationId"] = "_".join([method, *words]) or method
+
+
+def build_spec(version: str = "1") -> dict:
+    paths = {}
+    for part in (_plates_paths, _faces_paths, _images_paths, _jobs_paths, _transform_paths,
+                 _image_service_paths, _docs_paths):
+        paths.update(copy.deepcopy(part()))
+    _operation_ids(paths)
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "imagescan",
+            "version": version,
+            "description": "Licence plates, faces and EXIF of uploaded images, plus the jobs, "
+                           "prog-image and image-service APIs. Every route taking an image digest "
+                           "accepts its MD5, SHA-224 or SHA-256. Every error is "
+                           '`{"error": str, "status": int}`.',
+        },
+        "tags": [{"name": n} for n in ("plates", "faces", "images", "jobs", "prog-image",
+                                        "image service", "operations", "docs")],
+        "paths": paths,
+        "components": {
+            "schemas": copy.deepcopy(SCHEMAS),
+            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
+        },
+    }

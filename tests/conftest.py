@@ -1,0 +1,154 @@
+"""Shared fixtures: real Redis and RabbitMQ servers, the REST app, and in-process workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pika
+import pytest
+from pytest_rabbitmq import factories as rabbitmq_factories
+from pytest_redis import factories as redis_factories
+
+from imagescan import topology
+from imagescan.config import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+redis_server = redis_factories.redis_proc(port=None)
+redis_client = redis_factories.redisdb("redis_server")
+rabbitmq_server = rabbitmq_factories.rabbitmq_proc(port=None, distribution_port=None)
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under the shared test data, or a skip when that data is not beside the checkout."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared test data not found: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def plate_recognizer():
+    from imagescan.analyzers import load_plate_recognizer
+
+    return load_plate_recognizer("rapidocr")
+
+
+@pytest.fixture(scope="session")
+def face_recognizer():
+    from imagescan.analyzers import load_face_recognizer
+
+    return load_face_recognizer("dlib")
+
+
+def _purge_broker(settings: Settings) -> None:
+    connection = pika.BlockingConnection(
+        pika.ConnectionParameters(host=settings.rabbitmq_host, port=settings.rabbitmq_port)
+    )
+    try:
+        channel = connection.channel()
+        for queue in (topology.WORK_QUEUE, topology.DEAD_LETTER_QUEUE):
+            channel.queue_delete(queue)
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def settings(redis_server, redis_client, rabbitmq_server, tmp_path) -> Settings:
+    """Settings for one test against the real servers, with empty Redis and queues."""
+    settings = Settings(
+        redis_host=redis_server.host,
+        redis_port=redis_server.port,
+        rabbitmq_host=rabbitmq_server.host,
+        rabbitmq_port=rabbitmq_server.port,
+        max_upload_mb=5,
+        worker_health_file=str(tmp_path / "worker.alive"),
+        api_keys=("test-key-1", "test-key-2"),
+        allow_private_urls=False,
+    )
+    _purge_broker(settings)
+    return settings
+
+
+@pytest.fixture
+def app(settings):
+    from rest.app import create_app
+
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["imagescan"].publisher.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class WorkerThread:
+    """A real worker (consumer + handler) running in a thread of the test process."""
+
+    def __init__(self, services):
+        from worker.consumer import Consumer
+
+        self.consumer = Consumer(services)
+        self.thread = threading.Thread(target=self.consumer.run, name="test-worker", daemon=True)
+
+    def start(self) -> WorkerThread:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.consumer.stop()
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def worker_services(settings, plate_recognizer, face_recognizer):
+    """WorkerServices for the test servers, sharing the engines loaded once per session."""
+    from imagescan.blobs import open_blob_store
+    from imagescan.faceindex import FaceIndex
+    from imagescan.store import ImageStore, connect_redis
+    from worker.services import WorkerServices
+
+    def build(settings=settings):
+        client = connect_redis(settings)
+        return WorkerServices(
+            settings=settings, redis=client, store=ImageStore(client),
+            blobs=open_blob_store(settings, client), plates=plate_recognizer,
+            faces=face_recognizer, face_index=FaceIndex(client, settings.face_tolerance),
+        )
+
+    return build
+
+
+@pytest.fixture
+def start_worker(worker_services):
+    """start_worker() runs one more worker; all are stopped when the test ends."""
+    started: list[WorkerThread] = []
+
+    def start(services=None) -> WorkerThread:
+        worker = WorkerThread(services or worker_services()).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def wait_for_status(client, digest: str, statuses=("done", "failed"), timeout: float = 90) -> dict:
+    """Poll /images/<digest> until its status is one of `statuses`; the last document."""
+    deadline = time.monotonic() + timeout
+    document = {}
+    while time.monotonic() < deadline:
+        response = client.get(f"/images/{digest}")
+        if response.status_code == 200:
+            document = response.get_json()
+            if document["status"] in statuses:
+                return document
+        time.sleep(0.1)
+    raise AssertionError(f"{digest} did not reach {statuses} in {timeout}s: {document}")

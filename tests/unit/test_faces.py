@@ -1,0 +1,110 @@
+"""DlibFaceRecognizer on real photos from the shared test data (skipped when absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from imagescan.analyzers import EngineUnavailable, load_face_recognizer
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FACES = REPO_ROOT.parent / "shared" / "data" / "faces"
+TOLERANCE = 0.6
+
+pytestmark = pytest.mark.skipif(not (FACES / "labels.csv").is_file(), reason="shared face photos are absent")
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    try:
+        return load_face_recognizer("dlib")
+    except EngineUnavailable as exc:
+        pytest.skip(f"dlib engine unavailable: {exc}")
+
+
+def photo(name: str) -> Image.Image:
+    with Image.open(FACES / name) as image:
+        return ImageOps.exif_transpose(image).convert("RGB")
+
+
+def single_encoding(recognizer, name: str) -> np.ndarray:
+    faces = recognizer.detect(photo(name))
+    assert len(faces) == 1, name
+    return np.asarray(faces[0].encoding, dtype=np.float64)
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b))
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("openface/clapton-1.jpg", "openface/clapton-2.jpg"),
+        ("openface/lennon-1.jpg", "openface/lennon-2.jpg"),
+        ("face_recognition/examples_knn_examples_train_obama_obama.jpg", "face_recognition/examples_obama-1080p.jpg"),
+    ],
+)
+def test_two_photos_of_one_person_are_within_tolerance(recognizer, first, second):
+    assert distance(single_encoding(recognizer, first), single_encoding(recognizer, second)) <= TOLERANCE
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("openface/clapton-1.jpg", "openface/lennon-1.jpg"),
+        ("openface/adams.jpg", "openface/carell.jpg"),
+        ("face_recognition/examples_biden.jpg", "face_recognition/examples_knn_examples_train_obama_obama.jpg"),
+    ],
+)
+def test_different_people_are_beyond_tolerance(recognizer, first, second):
+    assert distance(single_encoding(recognizer, first), single_encoding(recognizer, second)) > TOLERANCE
+
+
+def test_image_with_two_people_gives_two_encodings(recognizer):
+    faces = recognizer.detect(photo("openface/longoria-cooper.jpg"))
+    assert len(faces) == 2
+    assert distance(np.asarray(faces[0].encoding), np.asarray(faces[1].encoding)) > TOLERANCE
+
+
+def test_encodings_are_128_float32_values(recognizer):
+    [face] = recognizer.detect(photo("openface/carell.jpg"))
+    values = np.asarray(face.encoding, dtype=np.float64)
+    assert values.shape == (128,)
+    np.testing.assert_array_equal(values, values.astype(np.float32).astype(np.float64))
+
+
+def test_blank_image_has_no_faces(recognizer):
+    assert recognizer.detect(Image.new("RGB", (640, 480), (128, 128, 128))) == []
+
+
+def test_boxes_are_inside_the_original_image(recognizer):
+    for name in ("face_recognition/examples_knn_examples_test_obama_and_biden.jpg", "face_recognition/tests_test_images_obama_partial_face.jpg"):
+        image = photo(name)
+        faces = recognizer.detect(image)
+        assert faces, name
+        for face in faces:
+            box = face.box
+            assert box.w > 0 and box.h > 0
+            assert 0 <= box.x and box.x + box.w <= image.width
+            assert 0 <= box.y and box.y + box.h <= image.height
+
+
+def test_downscaling_maps_boxes_back_to_original_pixels(recognizer):
+    """A 1920x1080 photo is analysed at 1280 px; its box must match the full-size detection."""
+    image = photo("face_recognition/examples_obama-1080p.jpg")
+    [small] = recognizer.detect(image)
+    full_size = load_face_recognizer("dlib", max_side=4096)
+    [large] = full_size.detect(image)
+    assert abs(small.box.x - large.box.x) <= 0.05 * large.box.w
+    assert abs(small.box.y - large.box.y) <= 0.05 * large.box.h
+    assert abs(small.box.w - large.box.w) <= 0.1 * large.box.w
+    assert distance(np.asarray(small.encoding), np.asarray(large.encoding)) < 0.2
+
+
+def test_non_rgb_input_is_accepted(recognizer):
+    gray = photo("openface/carell.jpg").convert("L")
+    assert len(recognizer.detect(gray)) == 1

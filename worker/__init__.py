@@ -1,0 +1,1 @@
+"""The worker service: consumes `toWorker`, analyses images, writes the indexes into Redis."""

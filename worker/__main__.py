@@ -1,0 +1,91 @@
+"""`python -m worker`: a supervisor that keeps one worker process running.
+
+The child process does the work; the supervisor restarts it when it exits, whether it
+recycled itself (WORKER_MAX_IMAGES / WORKER_MAX_RSS_MB) or crashed on a poison image.
+`python -m worker --check` is the liveness/readiness probe: it succeeds only while the
+worker is connected to its broker (it touches WORKER_HEALTH_FILE every few seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from imagescan.config import Settings
+from imagescan.logbus import configure_logging
+
+HEALTH_MAX_AGE_SECONDS = 30
+log = logging.getLogger("imagescan.worker")
+
+
+def check(settings: Settings) -> int:
+    try:
+        age = time.time() - os.stat(settings.worker_health_file).st_mtime
+    except OSError:
+        print("worker is not connected to its broker", file=sys.stderr)
+        return 1
+    if age > HEALTH_MAX_AGE_SECONDS:
+        print(f"worker health file is {age:.0f}s old", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_child(settings: Settings) -> int:
+    from .consumer import Consumer
+    from .services import WorkerServices
+
+    configure_logging(settings, "worker")
+    consumer = Consumer(WorkerServices.build(settings))
+    consumer.install_signal_handlers()
+    consumer.run()
+    logging.getLogger().handlers[-1].flush()
+    return 0
+
+
+def supervise(settings: Settings) -> int:
+    configure_logging(settings, "worker", to_broker=False)
+    stopping = False
+    child: subprocess.Popen | None = None
+
+    def forward(signum, _frame):
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    restarts = 0
+    while not stopping:
+        started = time.monotonic()
+        child = subprocess.Popen([sys.executable, "-m", "worker", "--child"])
+        code = child.wait()
+        if stopping:
+            break
+        restarts = restarts + 1 if time.monotonic() - started < 10 else 0
+        log.info("worker process exited with %s; starting a new one", code, extra={"exit_code": code})
+        time.sleep(min(0.5 * 2**restarts, 30))  # no tight loop when it cannot start at all
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="exit 0 iff the worker is connected")
+    mode.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    if args.check:
+        return check(settings)
+    if args.child:
+        return run_child(settings)
+    return supervise(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

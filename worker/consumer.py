@@ -1,0 +1,163 @@
+"""The RabbitMQ side of a worker process: prefetch 1, manual ack after the Redis write.
+
+The analysis runs in a separate thread while this thread keeps servicing the connection
+(heartbeats), so a long analysis never gets the connection dropped under it. Acks and
+nacks are handed back to the connection's thread with add_callback_threadsafe, as pika
+requires.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from imagescan import topology
+from imagescan.broker import BROKER_ERRORS, connect, decode_work
+
+from . import handler
+from .services import WorkerServices
+
+log = logging.getLogger("imagescan.worker.consumer")
+HEARTBEAT_SECONDS = 30
+HEALTH_TOUCH_SECONDS = 5
+
+
+class Consumer:
+    def __init__(self, services: WorkerServices):
+        self.services = services
+        self.settings = services.settings
+        self._stop = threading.Event()
+        self._busy: threading.Thread | None = None
+        self.processed = 0
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stop())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def recycle_due(self) -> bool:
+        """Bounded memory: leave (to be restarted fresh) after N images or above an RSS mark."""
+        if self.settings.worker_max_images and self.processed >= self.settings.worker_max_images:
+            return True
+        return bool(self.settings.worker_max_rss_mb) and _rss_mb() > self.settings.worker_max_rss_mb
+
+    def run(self) -> None:
+        backoff = 0.5
+        while not self.should_stop() and not self.recycle_due():
+            try:
+                self._consume()
+                backoff = 0.5
+            except BROKER_ERRORS as exc:
+                self._health_down()
+                if self.should_stop():
+                    break
+                log.warning("broker connection lost (%r); reconnecting in %.1fs", exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10)
+        self._health_down()
+
+    # -- consuming -------------------------------------------------------------
+
+    def _consume(self) -> None:
+        connection = connect(self.settings, heartbeat=HEARTBEAT_SECONDS)
+        try:
+            channel = connection.channel()
+            topology.declare_work(channel, self.settings.max_attempts)
+            channel.basic_qos(prefetch_count=1)
+            tags = [
+                channel.basic_consume(topology.WORK_QUEUE, functools.partial(self._on_work, connection)),
+                channel.basic_consume(topology.DEAD_LETTER_QUEUE, self._on_dead),
+            ]
+            log.info("worker consuming %s", topology.WORK_QUEUE)
+            last_touch = 0.0
+            while not self.should_stop() and not (self._busy is None and self.recycle_due()):
+                connection.process_data_events(time_limit=1)
+                if time.monotonic() - last_touch >= HEALTH_TOUCH_SECONDS:
+                    self._health_up()
+                    last_touch = time.monotonic()
+            # Graceful stop: take no new message, finish the one in hand (its ack goes out).
+            for tag in tags:
+                channel.basic_cancel(tag)
+            while self._busy is not None and self._busy.is_alive():
+                connection.process_data_events(time_limit=0.5)
+            connection.process_data_events(time_limit=0)
+        finally:
+            if connection.is_open:
+                try:
+                    connection.close()
+                except BROKER_ERRORS:
+                    pass
+
+    def _on_work(self, connection, channel, method, properties, body) -> None:
+        def settle(action):
+            connection.add_callback_threadsafe(action)
+
+        def work():
+            try:
+                message = decode_work(body)
+            except ValueError:
+                log.warning("dropping a message that is not a work message: %r", body[:200])
+                settle(lambda: channel.basic_ack(method.delivery_tag))
+                return
+            try:
+                handler.handle(self.services, message, self.should_stop)
+                settle(lambda: channel.basic_ack(method.delivery_tag))
+                self.processed += 1
+            except handler.Stopping:
+                settle(lambda: channel.basic_nack(method.delivery_tag, requeue=True))
+            except Exception:
+                # Counted by the quorum queue; dead-lettered after MAX_ATTEMPTS deliveries.
+                log.exception("analysis crashed", extra={"sha256": message.get("sha256"),
+                                                          "request_id": message.get("request_id")})
+                settle(lambda: channel.basic_nack(method.delivery_tag, requeue=True))
+            finally:
+                self._busy = None
+
+        self._busy = threading.Thread(target=work, name="analysis", daemon=True)
+        self._busy.start()
+
+    def _on_dead(self, channel, method, properties, body) -> None:
+        """Dead letters only need a quick Redis write, done right here on the connection thread."""
+        try:
+            handler.handle_dead(self.services, decode_work(body))
+        except ValueError:
+            pass  # not ours: nothing to record
+        except Exception:
+            log.exception("could not record a dead-lettered message; it stays queued")
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return
+        channel.basic_ack(method.delivery_tag)
+
+    # -- health file for the liveness probe -----------------------------------
+
+    def _health_up(self) -> None:
+        try:
+            Path(self.settings.worker_health_file).touch()
+        except OSError:
+            pass
+
+    def _health_down(self) -> None:
+        try:
+            os.unlink(self.settings.worker_health_file)
+        except OSError:
+            pass
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0

@@ -1,0 +1,109 @@
+"""What the worker does with each message. Idempotent: a message may arrive more than once.
+
+Outcomes:
+- `Done`: acknowledge (analysis stored, or the image failed for a reason of its own such as
+  a corrupt file, which retrying cannot change, or the image was already done).
+- any exception escaping `handle`: the analysis crashed; the consumer returns the message to
+  the queue, and after MAX_ATTEMPTS deliveries the broker dead-letters it (see `handle_dead`).
+Transient Redis outages are waited out inside `with_redis`, so they never use up attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+
+from imagescan import imaging, topology
+from imagescan.analyzers import Box
+
+from . import jobs
+from .pipeline import OriginalMissing, analyze
+from .services import WorkerServices
+
+log = logging.getLogger("imagescan.worker")
+
+
+class Stopping(Exception):
+    """The worker was asked to stop while waiting for Redis; the message goes back to the queue."""
+
+
+def with_redis(operation, should_stop, *, what: str):
+    """Run a Redis operation, retrying with back-off while Redis is unreachable."""
+    delay = 0.2
+    while True:
+        try:
+            return operation()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if should_stop():
+                raise Stopping(what) from exc
+            log.warning("redis unavailable during %s, retrying in %.1fs: %r", what, delay, exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 5)
+
+
+def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -> None:
+    if message["kind"] == topology.RENDER:
+        with_redis(lambda: jobs.handle_render(services, message), should_stop, what="render")
+        return
+    sha256 = message["sha256"]
+    context = {"request_id": message.get("request_id", ""), "sha256": sha256}
+    previous = with_redis(lambda: services.store.mark_processing(sha256), should_stop, what="status")
+    if previous is None:
+        log.warning("no record for %s; message dropped", sha256, extra=context)
+        return
+    if previous == "done":
+        log.debug("already analysed %s", sha256, extra=context)
+        with_redis(lambda: jobs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
+        return
+    log.debug("analysing %s", sha256, extra=context)
+    started = time.monotonic()
+    try:
+        outcome = with_redis(lambda: analyze(services, sha256), should_stop, what="read original")
+    except (imaging.ImageRejected, OriginalMissing) as rejected:
+        reason = getattr(rejected, "reason", None) or str(rejected)
+        with_redis(lambda: services.store.mark_failed(sha256, reason), should_stop, what="status")
+        log.info("image %s failed: %s", sha256, reason, extra={**context, "outcome": "failed"})
+        with_redis(lambda: jobs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
+        return
+    results = outcome["results"]
+    results["faces"] = with_redis(
+        lambda: index_faces(services, sha256, results["faces"]), should_stop, what="face index"
+    )
+    info = outcome["info"]
+    stored = with_redis(
+        lambda: services.store.save_analysis(
+            sha256, format=info.format, width=info.width, height=info.height,
+            results=results, camera_label=outcome["camera_label"],
+        ),
+        should_stop, what="save analysis",
+    )
+    log.info(
+        "inserted analysis of %s: %d plate(s), %d face(s), geotag %s",
+        sha256, len(results["plates"]), len(results["faces"]), "yes" if results["geotag"] else "no",
+        extra={**context, "outcome": "done" if stored else "duplicate", "db_insert": stored,
+               "plates": [p["plate"] for p in results["plates"]],
+               "seconds": round(time.monotonic() - started, 3)},
+    )
+    with_redis(lambda: jobs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
+
+
+def index_faces(services: WorkerServices, sha256: str, faces) -> list[dict]:
+    """Add the faces to the shared index (which records matches both ways) and describe them."""
+    if not faces:
+        return []
+    services.face_index.add_image_faces(sha256, faces)
+    return [{"box": face.box.to_dict() if isinstance(face.box, Box) else face.box} for face in faces]
+
+
+def handle_dead(services: WorkerServices, message: dict) -> None:
+    """A message the broker gave up on after MAX_ATTEMPTS deliveries: record why, never lose it silently."""
+    attempts = services.settings.max_attempts
+    if message.get("kind") == topology.ANALYZE and message.get("sha256"):
+        reason = f"the analysis crashed on each of {attempts} attempts; the image was set aside"
+        services.store.mark_failed(message["sha256"], reason)
+        log.info("dead-lettered image %s", message["sha256"], extra={"sha256": message["sha256"], "outcome": "failed"})
+        jobs.render_jobs_for_image(services, message["sha256"])
+    elif message.get("kind") == topology.RENDER:
+        jobs.fail_job(services, message.get("job_id", ""), f"rendering crashed on each of {attempts} attempts")

@@ -1,0 +1,36 @@
+"""The analysis of one image: decode, EXIF facts, plates, faces; then one atomic write."""
+
+from __future__ import annotations
+
+import logging
+
+from imagescan import imaging
+
+from .services import WorkerServices
+
+log = logging.getLogger("imagescan.worker.pipeline")
+
+
+class OriginalMissing(RuntimeError):
+    """The work message names an image whose bytes are not in the blob store."""
+
+
+def analyze(services: WorkerServices, sha256: str) -> dict:
+    """The analysis results (exif, geotag, plates, faces) plus the decoded image's facts."""
+    data = services.blobs.get(sha256)
+    if data is None:
+        raise OriginalMissing(f"the original of {sha256} is not in the blob store")
+    decoded = imaging.decode(data, services.settings.max_image_pixels)
+    camera = imaging.read_camera(decoded.exif)
+    plates = services.plates.recognize(decoded.pixels)
+    faces = services.faces.detect(decoded.pixels)
+    return {
+        "info": decoded.info,
+        "camera_label": imaging.camera_label(camera),
+        "results": {
+            "exif": camera,
+            "geotag": imaging.read_gps(decoded.exif),
+            "plates": [plate.to_dict() for plate in plates],
+            "faces": faces,  # FaceFound objects; the caller indexes them and stores their boxes
+        },
+    }

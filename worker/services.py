@@ -1,0 +1,44 @@
+"""What the worker talks to, built once per worker process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from imagescan.analyzers import (
+    FaceRecognizer,
+    PlateRecognizer,
+    load_face_recognizer,
+    load_plate_recognizer,
+)
+from imagescan.blobs import BlobStore, open_blob_store
+from imagescan.config import Settings
+from imagescan.faceindex import FaceIndex
+from imagescan.store import ImageStore, connect_redis
+
+
+@dataclass
+class WorkerServices:
+    settings: Settings
+    redis: redis.Redis
+    store: ImageStore
+    blobs: BlobStore
+    plates: PlateRecognizer
+    faces: FaceRecognizer
+    face_index: FaceIndex
+
+    @classmethod
+    def build(cls, settings: Settings) -> WorkerServices:
+        client = connect_redis(settings)
+        plate_options = {"region": settings.plate_region} if settings.plate_engine == "rapidocr" else {}
+        face_options = {"max_side": settings.face_max_side} if settings.face_engine == "dlib" else {}
+        return cls(
+            settings=settings,
+            redis=client,
+            store=ImageStore(client),
+            blobs=open_blob_store(settings, client),
+            plates=load_plate_recognizer(settings.plate_engine, **plate_options),
+            faces=load_face_recognizer(settings.face_engine, **face_options),
+            face_index=FaceIndex(client, settings.face_tolerance),
+        )

@@ -23,9 +23,9 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
-from collections import Counter
 import sys
 import time
+from collections import Counter
 from itertools import combinations
 from pathlib import Path
 
@@ -35,10 +35,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from PIL import Image, ImageOps  # noqa: E402
+from PIL import Image, ImageOps
 
-from imagescan.analyzers import load_face_recognizer  # noqa: E402
-from imagescan.faceindex import ENCODING_SIZE, EncodingMatrix  # noqa: E402
+from imagescan.analyzers import load_face_recognizer
+from imagescan.faceindex import ENCODING_SIZE, EncodingMatrix
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "faces"
 
@@ -80,7 +80,10 @@ def group_answers(data: Path, groups: list[str], photos, encodings, tolerance: f
         faces = group_encodings[path]
         answer = matrix.within(np.stack(faces), tolerance) if faces else {}
         people = Counter(identity[other] for other in answer)
-        print(f"  group {path}: {len(faces)} faces -> " + (", ".join(f"{name} x{n}" for name, n in sorted(people.items())) or "no match"))
+        print(
+            f"  group {path}: {len(faces)} faces -> "
+            + (", ".join(f"{name} x{n}" for name, n in sorted(people.items())) or "no match")
+        )
 
 
 def quality(photos, encodings, tolerance: float) -> None:
@@ -136,7 +139,9 @@ def speed(sizes: list[int], queries: int, tolerance: float) -> None:
     for size in sizes:
         encodings = synthetic_encodings(size, rng)
         owners = [f"img{row // 2}" for row in range(size)]  # two faces per image
-        probes = encodings[rng.choice(size, queries, replace=False)] + rng.normal(scale=0.01, size=(queries, ENCODING_SIZE)).astype(np.float32)
+        probes = encodings[rng.choice(size, queries, replace=False)] + rng.normal(
+            scale=0.01, size=(queries, ENCODING_SIZE)
+        ).astype(np.float32)
 
         matrix = EncodingMatrix()
         started = time.perf_counter()
@@ -191,7 +196,9 @@ def redis_sync(url: str, size: int, tolerance: float) -> None:
         for start in range(0, size, 5000):
             pipe = client.pipeline(transaction=False)
             block = range(start + 1, min(size, start + 5000) + 1)
-            pipe.hset(keys.face_encodings(), mapping={i: encodings[i - 1].astype("<f4").tobytes() for i in block})
+            pipe.hset(
+                keys.face_encodings(), mapping={i: encodings[i - 1].astype("<f4").tobytes() for i in block}
+            )
             pipe.hset(keys.face_owner(), mapping={i: f"{i // 2:064x}" for i in block})
             pipe.execute()
         client.set(keys.face_seq(), size)
@@ -223,7 +230,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--skip-quality", action="store_true")
-    parser.add_argument("--redis-url", help="an EMPTY Redis database to time FaceIndex.sync() against (flushed after)")
+    parser.add_argument(
+        "--redis-url", help="an EMPTY Redis database to time FaceIndex.sync() against (flushed after)"
+    )
     parser.add_argument("--redis-faces", type=int, default=1_000_000)
     args = parser.parse_args(argv)
 
@@ -233,7 +242,9 @@ def main(argv=None) -> int:
             return 2
         photos = labelled_photos(args.data)
         encodings, seconds = encode_photos(args.data, photos, args.max_side)
-        print(f"detect+encode: median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s per photo (max side {args.max_side})")
+        print(
+            f"detect+encode: median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s per photo (max side {args.max_side})"
+        )
         quality(photos, encodings, args.tolerance)
         group_answers(args.data, group_photos(args.data), photos, encodings, args.tolerance, args.max_side)
     if args.sizes:

@@ -155,7 +155,11 @@ def _parse(url: str) -> _Target:
     if not parts.hostname:
         raise FetchRefused("the URL has no host", 400)
     try:
-        host = parts.hostname.encode("idna").decode("ascii") if not _is_ip_literal(parts.hostname) else parts.hostname
+        host = (
+            parts.hostname.encode("idna").decode("ascii")
+            if not _is_ip_literal(parts.hostname)
+            else parts.hostname
+        )
     except UnicodeError:
         raise FetchRefused("the URL's host name is not valid", 400) from None
     path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
@@ -186,7 +190,9 @@ def _vetted_addresses(target: _Target, allow_private: bool, resolve: Resolver) -
     if target.host.rstrip(".") in METADATA_HOSTNAMES:
         raise FetchRefused(f"{target.host} is a cloud metadata service", 403)
     try:
-        addresses = [ipaddress.ip_address(address.split("%")[0]) for address in resolve(target.host, target.port)]
+        addresses = [
+            ipaddress.ip_address(address.split("%")[0]) for address in resolve(target.host, target.port)
+        ]
     except (socket.gaierror, UnicodeError, ValueError) as exc:
         raise FetchRefused(f"cannot resolve {target.host}: {exc}", 400) from None
     except OSError as exc:
@@ -201,7 +207,9 @@ def _vetted_addresses(target: _Target, allow_private: bool, resolve: Resolver) -
     return [str(address) for address in addresses]
 
 
-def forbidden_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private: bool = False) -> str | None:
+def forbidden_reason(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private: bool = False
+) -> str | None:
     """Why a client-supplied URL may not reach this address, or None when it may."""
     if address in METADATA_ADDRESSES:
         return "a cloud metadata"
@@ -297,7 +305,9 @@ def _open(target: _Target, addresses: list[str], timeout: float, deadline: float
             raise FetchRefused("timed out fetching the URL", 504)
         per_step = min(timeout, remaining)
         if target.scheme == "https":
-            connection = _PinnedHTTPSConnection(target.host, target.port, address, per_step, per_step, _tls_context())
+            connection = _PinnedHTTPSConnection(
+                target.host, target.port, address, per_step, per_step, _tls_context()
+            )
         else:
             connection = _PinnedHTTPConnection(target.host, target.port, address, per_step, per_step)
         try:
@@ -322,9 +332,15 @@ def _open(target: _Target, addresses: list[str], timeout: float, deadline: float
 # -- the body ---------------------------------------------------------------------
 
 
-def _read_image(response: http.client.HTTPResponse, url: str, max_bytes: int, deadline: float) -> FetchedImage:
+def _read_image(
+    response: http.client.HTTPResponse, url: str, max_bytes: int, deadline: float
+) -> FetchedImage:
     declared_type = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
-    if declared_type and not declared_type.startswith("image/") and declared_type not in _GENERIC_BINARY_TYPES:
+    if (
+        declared_type
+        and not declared_type.startswith("image/")
+        and declared_type not in _GENERIC_BINARY_TYPES
+    ):
         raise FetchRefused(f"the URL is not an image (Content-Type {declared_type})", 415)
     declared_length = response.getheader("Content-Length")
     if declared_length and declared_length.strip().isdigit() and int(declared_length) > max_bytes:

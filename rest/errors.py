@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
+
+from imagescan.broker import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,16 @@ def register_error_handlers(app: Flask) -> None:
         headers = dict(error.get_headers())
         headers.pop("Content-Type", None)
         return error_response(error.code or 500, error.description or error.name, headers)
+
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    @app.errorhandler(BrokerUnavailable)
+    def _dependency_down(error: Exception):
+        # Redis or RabbitMQ away (restarting, unreachable): a retryable 503 on any route,
+        # not a 500; routes need not each catch it.
+        log.warning("dependency unavailable: %r", error)
+        return error_response(503, "a backing service is unavailable; retry shortly",
+                              {"Retry-After": "5"})
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

@@ -174,7 +174,7 @@ def _plates_paths() -> dict:
         "responses": {"200": _json(_ref("Hash"), "Accepted; `hash` is the MD5"), **BAD_IMAGE},
     }
     return {
-        "/image/{filename}": {"put": upload, "post": upload},
+        "/image/{filename}": {"put": upload, "post": copy.deepcopy(upload)},
         "/hash/{checksum}": {"get": {
             "tags": ["plates"], "summary": "Plates and location of a geotagged image",
             "parameters": [_path_param("checksum", _DIGEST)],
@@ -210,13 +210,14 @@ def _faces_paths() -> dict:
             "responses": {
                 "200": _json(_ref("Hash"), "Accepted (or seen before); `hash` is the SHA-224"),
                 **BAD_IMAGE,
-                "422": _error("The URL is not allowed (private address, bad scheme)"),
-                "502": _error("The URL could not be fetched"),
+                "403": _error("The URL points at a private, loopback or metadata address"),
+                "502": _error("The URL could not be fetched (upstream error, TLS failure)"),
+                "504": _error("Fetching the URL timed out"),
             },
         }},
-        "/match/{hash}": {"get": {
+        "/match/{digest}": {"get": {
             "tags": ["faces"], "summary": "Names and URLs of other images with a matching face",
-            "parameters": [_path_param("hash", _DIGEST)],
+            "parameters": [_path_param("digest", _DIGEST)],
             "responses": {"200": _json({"type": "array", "items": {"type": "string"}},
                                        "[] for unknown images and images without faces")},
         }},

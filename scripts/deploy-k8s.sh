@@ -3,6 +3,7 @@
 # Kubernetes. Called as `./deploy-all.sh k8s [options]`; rest-launch.sh calls it with
 # `--only rest`. Run with --help for the options.
 set -euo pipefail
+trap 'echo "${PROG:-deploy-k8s.sh}: error: unexpected failure at line $LINENO" >&2' ERR
 
 PROG=${DEPLOY_K8S_PROG:-deploy-k8s.sh}
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -100,6 +101,10 @@ parse_args() {
     [[ $ENDPOINT_WAIT =~ ^[0-9]+$ ]] || die "--endpoint-wait must be a number of seconds, not '$ENDPOINT_WAIT'"
     [[ $NAMESPACE =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] || die "--namespace '$NAMESPACE' is not a valid namespace name"
     if [[ $ONLY == rest ]]; then SERVICES=(rest); fi
+    if [[ -n $TAG && ! $TAG =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]]; then
+        die "--tag '$TAG' is not a valid image tag"
+    fi
+    return 0
 }
 
 value_of() { # value_of OPTION VALUE...: the value following an option, or die
@@ -175,6 +180,7 @@ env_value() {
     while IFS= read -r line || [[ -n $line ]]; do
         [[ $line == "$2="* ]] && { printf '%s' "${line#*=}"; return; }
     done <"$1"
+    return 0
 }
 
 urlencode() {
@@ -251,6 +257,9 @@ render_manifests() { # render_manifests WORKDIR OUTPUT
             echo "    newName: $REGISTRY/imagescan-$service"
             echo "    newTag: \"$TAG\""
         done
+        # Pods restart when the secrets change: the Secret keeps a fixed name (see base).
+        echo "commonAnnotations:"
+        echo "  imagescan.io/secrets-checksum: $(sha256sum <"$overlay/secrets.env" | cut -c1-16)"
         echo "secretGenerator:"
         echo "  - name: imagescan-secrets"
         echo "    behavior: merge"
@@ -312,13 +321,16 @@ check_cluster_prerequisites() {
     fi
 }
 
+# Server-side apply: no last-applied annotation (which would hold the Secret's values), and
+# this script owns every field it sets, even one changed by hand since (--force-conflicts).
 apply_manifests() { # apply_manifests FILE
+    local apply=(apply --server-side --force-conflicts --field-manager imagescan-deploy -f "$1")
     if [[ $ONLY == rest ]]; then
         # The REST tier and what it references: namespace, settings, secrets.
-        kube apply -f "$1" -l 'imagescan.io/shared=true'
-        kube apply -f "$1" -l 'app.kubernetes.io/name=rest'
+        kube "${apply[@]}" -l 'imagescan.io/shared=true'
+        kube "${apply[@]}" -l 'app.kubernetes.io/name=rest'
     else
-        kube apply -f "$1"
+        kube "${apply[@]}"
     fi
 }
 
@@ -366,7 +378,7 @@ print_endpoint() {
     done
     if [[ -n $address ]]; then
         echo "External endpoint: http://$address/"
-        [[ $ENDPOINT == loadbalancer ]] && echo "                   http://$address:5000/"
+        if [[ $ENDPOINT == loadbalancer ]]; then echo "                   http://$address:5000/"; fi
     else
         echo "No external address yet; watch for it with: kubectl --namespace $NAMESPACE get $resource --watch"
     fi
@@ -391,7 +403,8 @@ main() {
         cat "$manifests"
         return
     fi
-    note "deploying ${SERVICES[*]} as $REGISTRY/imagescan-*:$TAG to namespace $NAMESPACE (context $CONTEXT)"
+    note "deploying ${SERVICES[*]} as $REGISTRY/imagescan-*:$TAG to namespace $NAMESPACE" \
+        "(context ${CONTEXT/#CURRENT-CONTEXT/kubectl\'s current one})"
     check_cluster_prerequisites
     ((SKIP_BUILD)) || build_and_push
     if [[ $MODE == dry-run ]]; then

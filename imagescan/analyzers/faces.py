@@ -7,10 +7,14 @@ past about a thousand pixels. Boxes are mapped back to the original image's pixe
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from PIL import Image
 
 from imagescan.analyzers import Box, EngineUnavailable, FaceFound
+
+_DLIB_LOCK = threading.Lock()
 
 
 def _import_face_recognition():
@@ -23,11 +27,12 @@ def _import_face_recognition():
     try:
         import pkg_resources  # noqa: F401  (face_recognition_models needs it)
     except ImportError as exc:
-        raise EngineUnavailable(
-            "face_recognition_models needs pkg_resources: pin setuptools<81"
-        ) from exc
-    try:
+        raise EngineUnavailable("face_recognition_models needs pkg_resources: pin setuptools<81") from exc
+    try:  # first on its own: face_recognition would quit() on this failure
         import face_recognition_models  # noqa: F401
+    except (ImportError, OSError) as exc:
+        raise EngineUnavailable(f"face_recognition_models cannot be loaded: {exc!r}") from exc
+    try:
         import face_recognition
     except (ImportError, OSError, RuntimeError, SystemExit) as exc:
         raise EngineUnavailable(f"face_recognition cannot be loaded: {exc!r}") from exc
@@ -54,10 +59,17 @@ class DlibFaceRecognizer:
             image = image.convert("RGB")
         working, scale = self._downscaled(image)
         pixels = np.asarray(working, dtype=np.uint8)
-        locations = self._fr.face_locations(pixels, number_of_times_to_upsample=self.upsample, model=self.model)
-        if not locations:
-            return []
-        encodings = self._fr.face_encodings(pixels, known_face_locations=locations, num_jitters=self.jitters)
+        # face_recognition keeps one dlib detector and model per process, and dlib's are not
+        # thread-safe (two threads in them at once crash the process): one call at a time.
+        with _DLIB_LOCK:
+            locations = self._fr.face_locations(
+                pixels, number_of_times_to_upsample=self.upsample, model=self.model
+            )
+            if not locations:
+                return []
+            encodings = self._fr.face_encodings(
+                pixels, known_face_locations=locations, num_jitters=self.jitters
+            )
         faces = [
             FaceFound(
                 box=_box_in_original(location, scale, image.size),
@@ -83,8 +95,8 @@ def _box_in_original(location: tuple[int, int, int, int], scale: float, size: tu
     """face_recognition's (top, right, bottom, left) in the copy -> Box in the original, clamped."""
     top, right, bottom, left = (value / scale for value in location)
     width, height = size
-    x0 = min(max(0, int(round(left))), width - 1)
-    y0 = min(max(0, int(round(top))), height - 1)
-    x1 = min(max(x0 + 1, int(round(right))), width)
-    y1 = min(max(y0 + 1, int(round(bottom))), height)
+    x0 = min(max(0, round(left)), width - 1)
+    y0 = min(max(0, round(top)), height - 1)
+    x1 = min(max(x0 + 1, round(right)), width)
+    y1 = min(max(y0 + 1, round(bottom)), height)
     return Box(x=x0, y=y0, w=x1 - x0, h=y1 - y0)

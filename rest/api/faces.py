@@ -1,15 +1,76 @@
-"""The faces API (seeds/2-faces-api.md): scan by bytes or URL, match faces across images."""
+"""The faces API (seeds/2-faces-api.md): scan by bytes or URL, match faces across images.
+
+`/scan/*` answer the SHA-224 their clients expect. Every image, whatever route brought
+it, gets the same analysis (plates and geotag too).
+"""
 
 from __future__ import annotations
 
+import logging
+
+import redis
 from flask import Blueprint, jsonify, request
 
-from ..ingest import accept_image
+from imagescan import faceindex
+from imagescan.urlfetch import FetchRefused, fetch_image
+
+from ..errors import ApiError
+from ..ingest import accept_image, check_name, unavailable
+from ..services import current
 
 blueprint = Blueprint("faces", __name__)
+log = logging.getLogger("imagescan.rest.faces")
 
 
 @blueprint.post("/scan/image/<path:filename>")
 def scan_image(filename: str):
     digests = accept_image(request.get_data(cache=False), filename)
     return jsonify({"hash": digests.sha224})
+
+
+def _requested_url() -> str:
+    body = request.get_json(silent=True, force=True)
+    if not isinstance(body, dict) or not isinstance(body.get("url"), str) or not body["url"].strip():
+        raise ApiError(400, 'send a JSON object with the image URL: {"url": "https://..."}')
+    return check_name(body["url"].strip())
+
+
+@blueprint.post("/scan/url")
+def scan_url():
+    url = _requested_url()
+    services = current()
+    try:
+        known = services.store.image_for_url(url)
+        digests = services.store.digests(known) if known else None
+    except redis.RedisError as exc:
+        raise unavailable("storage") from exc
+    if digests is not None:
+        # URLs are taken as unique (seeds/2-faces-api.md): a scanned URL is not fetched again.
+        return jsonify({"hash": digests.sha224})
+    settings = services.settings
+    try:
+        fetched = fetch_image(url, allow_private=settings.allow_private_urls,
+                              max_bytes=settings.max_upload_bytes, timeout=settings.url_fetch_timeout)
+    except FetchRefused as refused:
+        raise ApiError(refused.status, refused.reason, url=url) from None
+    digests = accept_image(fetched.data, url)
+    try:
+        services.store.remember_url(url, digests.sha256)
+    except redis.RedisError:
+        log.warning("could not remember %s; a later scan will fetch it again", url)
+    return jsonify({"hash": digests.sha224})
+
+
+@blueprint.get("/match/<digest>")
+def match(digest: str):
+    """Names and URLs of other images holding a matching face, best match first."""
+    store = current().store
+    sha256 = store.resolve(digest)
+    if sha256 is None:
+        return jsonify([])
+    names: list[str] = []
+    for other, _distance in faceindex.matches_for(store.redis, sha256):
+        for name in store.names(other):
+            if name not in names:
+                names.append(name)
+    return jsonify(names)

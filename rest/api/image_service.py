@@ -125,6 +125,7 @@ def original_image(image_id: str):
         raise ApiError(404, f"no image {image_id!r}")
     response = Response(data, mimetype=_mime_type(data))
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.headers["X-Content-Type-Options"] = "nosniff"  # served as the image type, nothing else
     response.set_etag(sha256)
     return response.make_conditional(request)
 

@@ -3,8 +3,9 @@
 - `POST /jobs` (multipart field `image`) -> 202, `Location: /jobs/<id>`,
   `{"job_id", "status", "location"}`. When the image cannot be queued (Redis or RabbitMQ down)
   the job is recorded as failed (when Redis allows) and the answer is 500 with the same
-  Location; a rejected upload (not an image, too big) keeps its 4xx status, also with the
-  Location of a job recorded as failed with the reason.
+  Location; a rejected upload (not an image, corrupt, too big) keeps its 4xx status, also with
+  the Location of a job recorded as failed with the reason. A request without the `image`
+  field is a plain 400 (no job).
 - `GET /jobs/<id>` -> 200 pending|processing|failed (+ `message`), 201 completed with
   `Location: /jobs/<id>/output`; 404 for unknown or malformed ids.
 - `GET /jobs/<id>/output` -> the image (image/jpeg for JPEG sources, else image/png);
@@ -98,10 +99,13 @@ def _load_job(job_id: str) -> jobs.Job:
 
 def _visible_status(job: jobs.Job) -> str:
     """A pending job whose image is being analysed is already processing, as the client sees it."""
-    if job.status == jobs.PENDING and job.sha256:
-        if current().store.status(job.sha256) == PROCESSING:
-            return jobs.PROCESSING
-    return job.status
+    if job.status != jobs.PENDING or not job.sha256:
+        return job.status
+    try:
+        analysing = current().store.status(job.sha256) == PROCESSING
+    except redis.RedisError:
+        analysing = False  # the job record was just read; its own status is still true
+    return jobs.PROCESSING if analysing else job.status
 
 
 @blueprint.get("/jobs/<job_id>")

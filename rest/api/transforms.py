@@ -67,8 +67,8 @@ def _compute(sha256: str, operation: str) -> transforms.Rendered:
         return transforms.transform(image, operation)
     except ImageRejected as rejected:
         raise ApiError(rejected.status, rejected.reason) from None
-    except (OSError, ValueError) as exc:
-        raise ApiError(422, f"the stored image cannot be decoded: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on corrupt data
+        raise ApiError(422, f"the stored image cannot be decoded: {exc!r}") from None
     finally:
         _slots.release()
 

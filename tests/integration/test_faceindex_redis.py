@@ -130,7 +130,9 @@ def test_faces_stored_with_ids_boxes_and_float32_bytes(redisdb, rng):
     assert stored["box"] == {"x": 10, "y": 20, "w": 30, "h": 40}
     raw = redisdb.hget(keys.face_encodings(), stored["id"])
     assert len(raw) == 512
-    np.testing.assert_array_equal(np.frombuffer(raw, dtype="<f4"), np.asarray(face.encoding, dtype=np.float32))
+    np.testing.assert_array_equal(
+        np.frombuffer(raw, dtype="<f4"), np.asarray(face.encoding, dtype=np.float32)
+    )
     assert redisdb.hget(keys.face_owner(), stored["id"]).decode() == sha("a")
 
 
@@ -162,8 +164,26 @@ def test_matrix_grows_past_its_initial_capacity(redisdb, rng):
     assert [other for other, _ in index.match_encodings([person(10_000 + 1099)])] == [sha("n1099")]
 
 
+def add_at_the_same_moment(workers, images, faces) -> list:
+    """Each worker adds its image from its own thread, released together by a barrier."""
+    start = threading.Barrier(len(workers))
+    results: list = [None] * len(workers)
+
+    def work(slot: int) -> None:
+        start.wait()
+        results[slot] = workers[slot].add_image_faces(images[slot], [faces[slot]])
+
+    threads = [threading.Thread(target=work, args=(slot,)) for slot in range(len(workers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 def test_simultaneous_workers_always_match_each_other(redis_proc, rng):
-    """Two processes' indexes add photos of one person at the same moment, many times."""
+    """Two FaceIndex instances (separate matrices and connections, as in two worker processes)
+    add photos of one person at the same moment, many times; each pair must match both ways."""
     import redis as redis_client
 
     def connect():
@@ -178,18 +198,7 @@ def test_simultaneous_workers_always_match_each_other(redis_proc, rng):
         identity = person(100_000 + round_number)
         images = [sha(f"r{round_number}w0"), sha(f"r{round_number}w1")]
         faces = [photo_of(identity, rng), photo_of(identity, rng)]
-        start = threading.Barrier(2)
-        results: list = [None, None]
-
-        def work(slot: int) -> None:
-            start.wait()
-            results[slot] = workers[slot].add_image_faces(images[slot], [faces[slot]])
-
-        threads = [threading.Thread(target=work, args=(slot,)) for slot in (0, 1)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        results = add_at_the_same_moment(workers, images, faces)
 
         # the worker whose face got the higher id must have seen the other one
         seen_by_either = {other for result in results for other, _ in result}

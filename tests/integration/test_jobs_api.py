@@ -13,7 +13,36 @@ from PIL import Image
 from imagescan import jobs, keys, render
 from imagescan.digests import Digests
 from tests import imagefactory
+from tests.conftest import WorkerThread
 from worker import jobs as worker_jobs
+
+
+@pytest.fixture
+def start_worker(settings):
+    """Real workers (consumer + handler) without recognition engines: the jobs need only the
+    analysis to end, and an engine-free worker makes that quick and independent of models."""
+    from imagescan.analyzers import NoFaces, NoPlates
+    from imagescan.blobs import open_blob_store
+    from imagescan.faceindex import FaceIndex
+    from imagescan.store import ImageStore, connect_redis
+    from worker.services import WorkerServices
+
+    started: list[WorkerThread] = []
+
+    def start() -> WorkerThread:
+        client = connect_redis(settings)
+        services = WorkerServices(
+            settings=settings, redis=client, store=ImageStore(client),
+            blobs=open_blob_store(settings, client), plates=NoPlates(), faces=NoFaces(),
+            face_index=FaceIndex(client, settings.face_tolerance),
+        )
+        worker = WorkerThread(services).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
 
 
 def _png_bytes(size=(160, 120), colour=(0, 0, 0)) -> bytes:
@@ -170,7 +199,10 @@ def test_job_that_cannot_be_queued_answers_500_with_its_location(settings):
     app = create_app(unreachable_broker)
     client = app.test_client()
 
-    response = _post_job(client, imagefactory.jpeg(seed=51))
+    try:
+        response = _post_job(client, imagefactory.jpeg(seed=51))
+    finally:
+        app.extensions["imagescan"].publisher.close()
 
     assert response.status_code == 500
     location = response.headers["Location"]
@@ -196,3 +228,40 @@ def test_job_without_image_field_is_400(client):
 
     assert response.status_code == 400
     assert "image" in response.get_json()["error"]
+
+
+def test_job_fails_when_its_original_is_gone(app, client):
+    data = _png_bytes(colour=(1, 2, 3))
+    sha256 = Digests.of(data).sha256
+    job_id = _post_job(client, data, "gone.png").get_json()["job_id"]
+    services = app.extensions["imagescan"]
+    services.store.save_analysis(sha256, format="PNG", width=160, height=120,
+                                 results={"plates": []}, camera_label=None)
+    services.redis.delete(keys.blob(sha256))
+
+    worker_jobs.render_jobs_for_image(_worker_side(app), sha256)
+
+    status = client.get(f"/jobs/{job_id}").get_json()
+    assert status["status"] == "failed"
+    assert "no longer stored" in status["message"]
+
+
+def test_a_finished_job_stays_finished(redis_client):
+    job_id, sha256 = jobs.new_job_id(), "ab" * 32
+    jobs.create(redis_client, job_id, sha256)
+    assert jobs.waiting_for(redis_client, sha256) == [job_id]
+
+    assert jobs.complete(redis_client, job_id, sha256, "cd" * 32, "image/png")
+    assert not jobs.fail(redis_client, job_id, sha256, "too late")
+    assert not jobs.mark_processing(redis_client, job_id)
+
+    job = jobs.get(redis_client, job_id)
+    assert (job.status, job.output, job.content_type, job.message) == ("completed", "cd" * 32, "image/png", "")
+    assert jobs.waiting_for(redis_client, sha256) == []
+
+
+def test_job_ids_are_canonical_uuids():
+    job_id = jobs.new_job_id()
+    assert jobs.parse_job_id(job_id.upper()) == job_id
+    assert jobs.parse_job_id("1234") is None
+    assert jobs.parse_job_id("../../etc") is None

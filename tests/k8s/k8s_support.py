@@ -7,7 +7,6 @@ kubernetes-validate.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -59,7 +58,7 @@ def write_overlay(k8s_dir: Path, components: tuple[str, ...], namespace: str | N
 
 def kustomize(kubectl: str, directory: Path) -> str:
     result = subprocess.run(
-        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60, check=False
     )
     if result.returncode != 0:
         raise AssertionError(f"kubectl kustomize {directory} failed:\n{result.stderr}")
@@ -67,7 +66,7 @@ def kustomize(kubectl: str, directory: Path) -> str:
 
 
 def run_tool(args: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(args, capture_output=True, text=True, timeout=120, **kwargs)
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False, **kwargs)
 
 
 # ---- schema validation ---------------------------------------------------------------------
@@ -97,8 +96,17 @@ def schema_problems(docs: list[dict]) -> list[str]:
 
 
 KEDA_SPEC_KEYS = {
-    "ScaledObject": {"scaleTargetRef", "minReplicaCount", "maxReplicaCount", "pollingInterval",
-                     "cooldownPeriod", "idleReplicaCount", "fallback", "advanced", "triggers"},
+    "ScaledObject": {
+        "scaleTargetRef",
+        "minReplicaCount",
+        "maxReplicaCount",
+        "pollingInterval",
+        "cooldownPeriod",
+        "idleReplicaCount",
+        "fallback",
+        "advanced",
+        "triggers",
+    },
     "TriggerAuthentication": {"secretTargetRef", "env", "hashiCorpVault", "podIdentity"},
 }
 
@@ -179,7 +187,8 @@ def service_problems(docs: list[dict]) -> list[str]:
     for svc in (doc for doc in docs if doc["kind"] == "Service"):
         name = svc["metadata"]["name"]
         selected = [
-            (where, tpl) for where, tpl in pod_templates(docs)
+            (where, tpl)
+            for where, tpl in pod_templates(docs)
             if selects(svc["spec"].get("selector", {}), tpl["metadata"].get("labels", {}))
         ]
         if not svc["spec"].get("selector") or not selected:
@@ -234,7 +243,9 @@ def reference_problems(docs: list[dict]) -> list[str]:
                     problems.append(f"{where}: TriggerAuthentication {auth!r} does not exist")
         if doc["kind"] in ("PodDisruptionBudget", "NetworkPolicy"):
             selector = doc["spec"]["selector" if doc["kind"] == "PodDisruptionBudget" else "podSelector"]
-            if selector and not any(selects(selector, t["metadata"]["labels"]) for _, t in pod_templates(docs)):
+            if selector and not any(
+                selects(selector, t["metadata"]["labels"]) for _, t in pod_templates(docs)
+            ):
                 problems.append(f"{where}: selector matches no pod template")
         if doc["kind"] == "Ingress":
             backend = doc["spec"]["defaultBackend"]["service"]
@@ -277,7 +288,8 @@ def container_problems(docs: list[dict]) -> list[str]:
 def exposure_problems(docs: list[dict]) -> list[str]:
     """Exactly one way in from outside, and it leads to the rest pods."""
     external = [
-        doc for doc in docs
+        doc
+        for doc in docs
         if doc["kind"] == "Ingress"
         or (doc["kind"] == "Service" and doc["spec"].get("type") in ("LoadBalancer", "NodePort"))
     ]
@@ -302,7 +314,9 @@ def scaler_problems(docs: list[dict]) -> list[str]:
         for doc in docs
         if doc["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")
     ]
-    problems = [f"{name} has {targets.count(name)} autoscalers" for name in set(targets) if targets.count(name) > 1]
+    problems = [
+        f"{name} has {targets.count(name)} autoscalers" for name in set(targets) if targets.count(name) > 1
+    ]
     for doc in docs:
         if doc["kind"] == "Deployment" and doc["metadata"]["name"] in targets and "replicas" in doc["spec"]:
             problems.append(f"Deployment/{doc['metadata']['name']} is autoscaled but still sets replicas")

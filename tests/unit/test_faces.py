@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 FACES = REPO_ROOT.parent / "shared" / "data" / "faces"
 TOLERANCE = 0.6
 
-pytestmark = pytest.mark.skipif(not (FACES / "labels.csv").is_file(), reason="shared face photos are absent")
+needs_photos = pytest.mark.skipif(
+    not (FACES / "labels.csv").is_file(), reason="shared face photos are absent"
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,36 +43,46 @@ def distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b))
 
 
+@needs_photos
 @pytest.mark.parametrize(
     "first, second",
     [
         ("openface/clapton-1.jpg", "openface/clapton-2.jpg"),
         ("openface/lennon-1.jpg", "openface/lennon-2.jpg"),
-        ("face_recognition/examples_knn_examples_train_obama_obama.jpg", "face_recognition/examples_obama-1080p.jpg"),
+        (
+            "face_recognition/examples_knn_examples_train_obama_obama.jpg",
+            "face_recognition/examples_obama-1080p.jpg",
+        ),
     ],
 )
 def test_two_photos_of_one_person_are_within_tolerance(recognizer, first, second):
     assert distance(single_encoding(recognizer, first), single_encoding(recognizer, second)) <= TOLERANCE
 
 
+@needs_photos
 @pytest.mark.parametrize(
     "first, second",
     [
         ("openface/clapton-1.jpg", "openface/lennon-1.jpg"),
         ("openface/adams.jpg", "openface/carell.jpg"),
-        ("face_recognition/examples_biden.jpg", "face_recognition/examples_knn_examples_train_obama_obama.jpg"),
+        (
+            "face_recognition/examples_biden.jpg",
+            "face_recognition/examples_knn_examples_train_obama_obama.jpg",
+        ),
     ],
 )
 def test_different_people_are_beyond_tolerance(recognizer, first, second):
     assert distance(single_encoding(recognizer, first), single_encoding(recognizer, second)) > TOLERANCE
 
 
+@needs_photos
 def test_image_with_two_people_gives_two_encodings(recognizer):
     faces = recognizer.detect(photo("openface/longoria-cooper.jpg"))
     assert len(faces) == 2
     assert distance(np.asarray(faces[0].encoding), np.asarray(faces[1].encoding)) > TOLERANCE
 
 
+@needs_photos
 def test_encodings_are_128_float32_values(recognizer):
     [face] = recognizer.detect(photo("openface/carell.jpg"))
     values = np.asarray(face.encoding, dtype=np.float64)
@@ -81,8 +94,12 @@ def test_blank_image_has_no_faces(recognizer):
     assert recognizer.detect(Image.new("RGB", (640, 480), (128, 128, 128))) == []
 
 
+@needs_photos
 def test_boxes_are_inside_the_original_image(recognizer):
-    for name in ("face_recognition/examples_knn_examples_test_obama_and_biden.jpg", "face_recognition/tests_test_images_obama_partial_face.jpg"):
+    for name in (
+        "face_recognition/examples_knn_examples_test_obama_and_biden.jpg",
+        "face_recognition/tests_test_images_obama_partial_face.jpg",
+    ):
         image = photo(name)
         faces = recognizer.detect(image)
         assert faces, name
@@ -93,6 +110,7 @@ def test_boxes_are_inside_the_original_image(recognizer):
             assert 0 <= box.y and box.y + box.h <= image.height
 
 
+@needs_photos
 def test_downscaling_maps_boxes_back_to_original_pixels(recognizer):
     """A 1920x1080 photo is analysed at 1280 px; its box must match the full-size detection."""
     image = photo("face_recognition/examples_obama-1080p.jpg")
@@ -105,6 +123,29 @@ def test_downscaling_maps_boxes_back_to_original_pixels(recognizer):
     assert distance(np.asarray(small.encoding), np.asarray(large.encoding)) < 0.2
 
 
+@needs_photos
 def test_non_rgb_input_is_accepted(recognizer):
     gray = photo("openface/carell.jpg").convert("L")
     assert len(recognizer.detect(gray)) == 1
+
+
+@pytest.mark.parametrize("missing", ["pkg_resources", "face_recognition_models", "face_recognition"])
+def test_missing_library_raises_engine_unavailable_instead_of_exiting(monkeypatch, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # makes "import <missing>" raise ImportError
+    with pytest.raises(EngineUnavailable):
+        load_face_recognizer("dlib")
+
+
+class _QuitOnImport:
+    """A meta-path finder reproducing face_recognition's quit() when its models are missing."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "face_recognition":
+            raise SystemExit("Please install `face_recognition_models`")
+
+
+def test_face_recognition_quitting_on_import_raises_engine_unavailable(monkeypatch):
+    monkeypatch.delitem(sys.modules, "face_recognition", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_QuitOnImport(), *sys.meta_path])
+    with pytest.raises(EngineUnavailable):
+        load_face_recognizer("dlib")

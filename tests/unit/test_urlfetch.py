@@ -32,7 +32,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep test output quiet
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         self.server.requests.append((parts.path, self.headers.get("Host")))
         route = getattr(self, "route_" + parts.path.strip("/").replace("-", "_").replace(".", "_"), None)
@@ -160,7 +160,9 @@ def test_connects_to_the_vetted_address_with_the_url_host_name(server, base):
         # a rebinding DNS would answer differently the second time: there must be no second time
         return ["127.0.0.1"] if len(lookups) == 1 else ["10.255.255.1"]
 
-    fetched = fetch_image(f"http://images.example:{port}/cat.png", allow_private=True, resolver=rebinding_resolver)
+    fetched = fetch_image(
+        f"http://images.example:{port}/cat.png", allow_private=True, resolver=rebinding_resolver
+    )
 
     assert fetched.data == PNG
     assert lookups == [("images.example", port)]
@@ -199,7 +201,11 @@ def test_redirect_to_a_private_address_is_refused(base, server, monkeypatch):
     port = server.server_address[1]
     assert fetch_image(base + "/cat.png").data == PNG  # the origin itself is fetched
 
-    for target in ("http://10.0.0.7/x.png", f"http://127.0.0.2:{port}/cat.png", f"http://[::1]:{port}/cat.png"):
+    for target in (
+        "http://10.0.0.7/x.png",
+        f"http://127.0.0.2:{port}/cat.png",
+        f"http://[::1]:{port}/cat.png",
+    ):
         server.requests.clear()
         error = refused(f"{base}/redirect?to={target}")
         assert error.status == 403, target

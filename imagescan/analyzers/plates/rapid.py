@@ -1,0 +1,272 @@
+"""Default plate engine: RapidOCR (PP-OCR ONNX models shipped in the wheel) + plate rules.
+
+Pipeline: the text detector finds text lines; lines of plate-like shape are cut
+out of the full-resolution image with a margin and read by the text recogniser;
+readings are folded onto the plate alphabet, ranked with the region grammars
+(`grammar.py`), and the winning line's box is widened to the plate's outline.
+
+The detector dominates the cost and grows with the pixels it sees, so it runs on
+the image scaled to `det_max_side`; the recogniser always reads full-resolution
+crops, which is what keeps small plates legible.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from imagescan.analyzers import Box, Candidate, EngineUnavailable, PlateRead
+from imagescan.analyzers.plates import grammar
+from imagescan.analyzers.plates.reading import BLANK, alternatives, decode, folding_matrix, reading_probability, text_of
+
+log = logging.getLogger(__name__)
+
+REC_HEIGHT = 48  # input height of the PP-OCR recogniser
+MAX_REC_WIDTH = 480  # a plate line is short; wider lines are not plates
+# Prior of a reading that fits no template of the region (US vanity plates exist).
+OFF_GRAMMAR_PRIOR = 0.3
+# Each lookalike swap needed to fit a template costs this factor.
+SWAP_PRIOR = 0.5
+# Dropping a stray leading/trailing character (state sticker, frame screw) costs this.
+TRIM_PRIOR = 0.5
+
+
+class RapidOcrPlateRecognizer:
+    """Plate recogniser on RapidOCR + onnxruntime. Load once, call `recognize` many times.
+
+    Options:
+      region: "auto" (default), "us", "eu" or "br"; ranks readings by that grammar.
+      threads: onnxruntime intra-op threads (1: one worker uses one core).
+      det_max_side: longest side, in pixels, the text detector sees (speed/recall trade-off).
+      max_regions: at most this many plate-shaped text lines are read per image.
+      min_confidence: plates below this are not reported.
+      extra_plate_confidence: plates after the best one need at least this.
+      max_plates: at most this many plates per image.
+    """
+
+    name = "rapidocr"
+
+    def __init__(
+        self,
+        region: str = "auto",
+        threads: int = 1,
+        det_max_side: int = 1280,
+        max_regions: int = 12,
+        min_confidence: float = 0.1,
+        extra_plate_confidence: float = 0.6,
+        max_plates: int = 4,
+    ) -> None:
+        region = (region or "auto").lower()
+        if region not in grammar.REGIONS:
+            raise ValueError(f"unknown plate region {region!r}; choose from {', '.join(grammar.REGIONS)}")
+        self.region = region
+        self.det_max_side = int(det_max_side)
+        self.max_regions = int(max_regions)
+        self.min_confidence = float(min_confidence)
+        self.extra_plate_confidence = float(extra_plate_confidence)
+        self.max_plates = int(max_plates)
+        self._detector, self._recognizer = _load_models(int(threads), self.det_max_side)
+        self._fold = folding_matrix(list(self._recognizer.postprocess_op.character))
+
+    def recognize(self, image: Image.Image) -> list[PlateRead]:
+        """Plates in the image, best first; [] when none (never raises for an ordinary image)."""
+        try:
+            bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+            if min(bgr.shape[:2]) < 16:
+                return []
+            return self._recognize(bgr)
+        except Exception:  # noqa: BLE001 - one bad image must not stop a worker
+            log.warning("plate recognition failed on a %sx%s image", *image.size, exc_info=True)
+            return []
+
+    # -- pipeline -----------------------------------------------------------------
+
+    def _recognize(self, bgr: np.ndarray) -> list[PlateRead]:
+        quads = self._text_lines(bgr)
+        if not quads:
+            return []
+        crops = [_crop_line(bgr, quad) for quad in quads]
+        frame_probs = self._read(crops)
+        reads = []
+        for quad, probs in zip(quads, frame_probs):
+            candidates = self._candidates(probs)
+            if candidates:
+                reads.append(_plate_read(candidates, _plate_box(quad, bgr.shape)))
+        return self._select(reads)
+
+    def _text_lines(self, bgr: np.ndarray) -> list[np.ndarray]:
+        detected = self._detector(bgr)
+        if detected.boxes is None:
+            return []
+        lines = [quad for quad in detected.boxes if _plate_shaped_line(quad)]
+        # Plate lines are short and compact; keep the most plate-like ones.
+        lines.sort(key=_line_shape_penalty)
+        return lines[: self.max_regions]
+
+    def _read(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """Folded per-frame probabilities (frames, 38) for each crop."""
+        widths = [min(MAX_REC_WIDTH, max(REC_HEIGHT, math.ceil(REC_HEIGHT * c.shape[1] / c.shape[0]))) for c in crops]
+        batch = np.zeros((len(crops), 3, REC_HEIGHT, max(widths)), dtype=np.float32)
+        for i, (crop, width) in enumerate(zip(crops, widths)):
+            resized = cv2.resize(crop, (width, REC_HEIGHT), interpolation=cv2.INTER_CUBIC)
+            batch[i, :, :, :width] = (resized.astype(np.float32).transpose(2, 0, 1) / 255.0 - 0.5) / 0.5
+        probs = self._recognizer.session(batch)
+        folded = probs @ self._fold
+        # Frames beyond a crop's own width are padding: cut them off.
+        frames = folded.shape[1]
+        return [f[: max(1, round(frames * w / batch.shape[3]))] for f, w in zip(folded, widths)]
+
+    def _candidates(self, frame_probs: np.ndarray) -> list[tuple[str, float]]:
+        """Plate readings of one line with scores, best first (at most 8)."""
+        chars = decode(frame_probs)
+        if not chars:
+            return []
+        scored: dict[str, float] = {}
+        for text, prob in alternatives(chars):
+            for variant, variant_prob in _trimmed(text, prob):
+                if not grammar.is_plate_shaped(variant):
+                    continue
+                for score_text, score in self._grammar_scores(variant, variant_prob):
+                    if score > scored.get(score_text, 0.0):
+                        scored[score_text] = score
+        ranked = sorted(scored.items(), key=lambda item: item[1], reverse=True)
+        return ranked[:8]
+
+    def _grammar_scores(self, text: str, prob: float) -> list[tuple[str, float]]:
+        matches = grammar.grammar_readings(text, self.region)
+        scores = [(m.text, prob * SWAP_PRIOR**m.swaps) for m in matches]
+        if not any(m.swaps == 0 for m in matches):
+            scores.append((text, prob * OFF_GRAMMAR_PRIOR))
+        return scores
+
+    def _select(self, reads: list[PlateRead]) -> list[PlateRead]:
+        reads = [r for r in reads if r.confidence >= self.min_confidence]
+        reads.sort(key=lambda r: r.confidence, reverse=True)
+        chosen: list[PlateRead] = []
+        for read in reads:
+            if chosen and read.confidence < self.extra_plate_confidence:
+                break
+            if any(_overlap(read.box, other.box) > 0.3 or read.plate == other.plate for other in chosen):
+                continue
+            chosen.append(read)
+            if len(chosen) == self.max_plates:
+                break
+        return chosen
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _load_models(threads: int, det_max_side: int):
+    """The detector and recogniser from the rapidocr wheel (no download), threads limited."""
+    try:
+        from rapidocr import RapidOCR
+    except ImportError as error:  # pragma: no cover - rapidocr is a pinned dependency
+        raise EngineUnavailable(f"rapidocr is not installed: {error}") from error
+    params = {
+        # The angle classifier turns upright plates upside down; plates are upright.
+        "Global.use_cls": False,
+        "Global.log_level": "error",
+        "EngineConfig.onnxruntime.intra_op_num_threads": max(1, threads),
+        "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        "Det.limit_type": "max",
+        "Det.limit_side_len": det_max_side,
+    }
+    try:
+        ocr = RapidOCR(params=params)
+        # rapidocr 3.10 builds its models lazily behind these loaders; we need the
+        # detector and the recogniser's raw session, not the whole OCR pipeline.
+        return ocr._load_det_model(), ocr._load_rec_model()
+    except Exception as error:
+        raise EngineUnavailable(f"cannot load the RapidOCR models: {error}") from error
+
+
+def _plate_shaped_line(quad: np.ndarray) -> bool:
+    width, height = _quad_size(quad)
+    return height >= 7 and 0.8 <= width / max(height, 1.0) <= 14
+
+
+def _line_shape_penalty(quad: np.ndarray) -> float:
+    width, height = _quad_size(quad)
+    aspect = width / max(height, 1.0)
+    return abs(math.log(aspect / 3.5))
+
+
+def _quad_size(quad: np.ndarray) -> tuple[float, float]:
+    width = max(np.linalg.norm(quad[0] - quad[1]), np.linalg.norm(quad[2] - quad[3]))
+    height = max(np.linalg.norm(quad[0] - quad[3]), np.linalg.norm(quad[1] - quad[2]))
+    return float(width), float(height)
+
+
+def _expanded(quad: np.ndarray, along: float, across: float) -> np.ndarray:
+    """The quad grown by `along` x its height at both ends and `across` x its height above and below."""
+    quad = quad.astype(np.float32)
+    top_left, top_right, bottom_right, bottom_left = quad
+    right = (top_right - top_left + bottom_right - bottom_left) / 2
+    down = (bottom_left - top_left + bottom_right - top_right) / 2
+    height = np.linalg.norm(down)
+    right_unit = right / max(np.linalg.norm(right), 1e-6)
+    down_unit = down / max(height, 1e-6)
+    dx, dy = right_unit * along * height, down_unit * across * height
+    return np.array(
+        [top_left - dx - dy, top_right + dx - dy, bottom_right + dx + dy, bottom_left - dx + dy], dtype=np.float32
+    )
+
+
+def _crop_line(bgr: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """The text line straightened out of the full-resolution image, with a margin."""
+    from rapidocr.utils.process_img import get_rotate_crop_image
+
+    crop = get_rotate_crop_image(bgr, _expanded(quad, 0.15, 0.1))
+    if crop.shape[0] > crop.shape[1] * 1.5:  # the helper turned a tall crop: undo
+        crop = np.rot90(crop, -1)
+    return np.ascontiguousarray(crop)
+
+
+def _plate_box(quad: np.ndarray, shape: tuple[int, ...]) -> Box:
+    """Axis-aligned box around the plate: the text line widened to the plate's border."""
+    grown = _expanded(quad, PLATE_ALONG, PLATE_ACROSS)
+    height, width = shape[:2]
+    x0, y0 = np.clip(grown.min(axis=0), 0, [width - 1, height - 1])
+    x1, y1 = np.clip(grown.max(axis=0), 0, [width, height])
+    return Box(int(round(x0)), int(round(y0)), max(1, int(round(x1 - x0))), max(1, int(round(y1 - y0))))
+
+
+# How much wider than its text line a plate is, in text heights (fitted on the tune split).
+PLATE_ALONG, PLATE_ACROSS = 0.3, 0.35
+
+
+def _trimmed(text: str, prob: float) -> list[tuple[str, float]]:
+    """The reading, and for long readings the reading without its first or last character."""
+    variants = [(text, prob)]
+    if len(text) >= 6:
+        variants += [(text[1:], prob * TRIM_PRIOR), (text[:-1], prob * TRIM_PRIOR)]
+    return variants
+
+
+def _plate_read(candidates: list[tuple[str, float]], box: Box) -> PlateRead:
+    best, score = candidates[0]
+    return PlateRead(
+        plate=best,
+        confidence=_confidence(score),
+        box=box,
+        candidates=tuple(Candidate(text, _confidence(s)) for text, s in candidates),
+    )
+
+
+def _confidence(score: float) -> float:
+    return float(min(1.0, max(0.0, score)))
+
+
+def _overlap(a: Box, b: Box) -> float:
+    ix = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    iy = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    inter = ix * iy
+    return inter / max(1, min(a.w * a.h, b.w * b.h))
+
+
+__all__ = ["RapidOcrPlateRecognizer", "BLANK", "text_of", "reading_probability"]

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The whole stack on one machine: private Redis and RabbitMQ (their data under .local/),
+# the REST service on $PORT, $WORKERS workers and the logs service, all in the background.
+#   deploy-local.sh [up]     install what is missing, start what is not running, wait for /readyz
+#   deploy-local.sh down     stop everything it started
+#   deploy-local.sh status   what is running
+# Settings come from the environment (see the README's configuration table) and reach
+# every service started here.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+state="${IMAGESCAN_STATE_DIR:-$root/.local}"
+venv="$root/.venv"
+
+export PORT="${PORT:-5000}"
+export REDIS_HOST=127.0.0.1
+export REDIS_PORT="${REDIS_PORT:-6390}"
+export RABBITMQ_HOST=127.0.0.1
+export RABBITMQ_PORT="${RABBITMQ_PORT:-5690}"
+WORKERS="${WORKERS:-2}"
+RABBITMQ_DIST_PORT="${RABBITMQ_DIST_PORT:-25690}"
+EPMD_PORT="${EPMD_PORT:-4390}"
+RABBITMQ_NODE="imagescan-$RABBITMQ_PORT@localhost"
+RABBITMQ_BIN=/usr/lib/rabbitmq/bin
+
+say() { printf 'imagescan: %s\n' "$*"; }
+die() { printf 'imagescan: error: %s\n' "$*" >&2; exit 1; }
+
+alive() {  # alive PIDFILE: the process named in the file is running
+  [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+rabbit_env() {
+  env HOME="$state/rabbitmq" ERL_EPMD_PORT="$EPMD_PORT" \
+    RABBITMQ_NODENAME="$RABBITMQ_NODE" RABBITMQ_NODE_PORT="$RABBITMQ_PORT" \
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_DIST_PORT="$RABBITMQ_DIST_PORT" \
+    RABBITMQ_MNESIA_BASE="$state/rabbitmq/mnesia" RABBITMQ_LOG_BASE="$state/rabbitmq/log" \
+    RABBITMQ_PID_FILE="$state/rabbitmq.pid" RABBITMQ_ENABLED_PLUGINS_FILE="$state/rabbitmq/enabled_plugins" \
+    RABBITMQ_CONFIG_FILE="$state/rabbitmq/rabbitmq" RABBITMQ_ADVANCED_CONFIG_FILE="$state/rabbitmq/advanced.config" \
+    "$@"
+}
+
+install() {
+  say "checking Debian packages and the virtualenv (make venv)"
+  make -C "$root" --no-print-directory venv >/dev/null
+}
+
+start_redis() {
+  if alive "$state/redis.pid"; then say "redis already running on $REDIS_PORT"; return; fi
+  mkdir -p "$state/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$state/redis" \
+    --appendonly yes --daemonize yes --pidfile "$state/redis.pid" --logfile "$state/redis.log" \
+    --save ""
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  say "redis on 127.0.0.1:$REDIS_PORT (data in $state/redis)"
+}
+
+start_rabbitmq() {
+  if alive "$state/rabbitmq.pid"; then say "rabbitmq already running on $RABBITMQ_PORT"; return; fi
+  mkdir -p "$state/rabbitmq/mnesia" "$state/rabbitmq/log"
+  echo "[]." > "$state/rabbitmq/enabled_plugins"
+  printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "$RABBITMQ_PORT" \
+    > "$state/rabbitmq/rabbitmq.conf"
+  echo "[]." > "$state/rabbitmq/advanced.config"
+  rabbit_env "$RABBITMQ_BIN/rabbitmq-server" -detached
+  if ! rabbit_env timeout 120 "$RABBITMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODE" wait "$state/rabbitmq.pid" >/dev/null; then
+    die "rabbitmq did not start; see $state/rabbitmq/log"
+  fi
+  say "rabbitmq on 127.0.0.1:$RABBITMQ_PORT (data in $state/rabbitmq)"
+}
+
+start_service() {  # start_service NAME COMMAND...: a background process with a pid file and log
+  local name="$1"; shift
+  if alive "$state/$name.pid"; then say "$name already running"; return; fi
+  nohup "$@" >>"$state/$name.log" 2>&1 &
+  echo $! > "$state/$name.pid"
+  say "$name started (log: $state/$name.log)"
+}
+
+wait_ready() {
+  local url="http://127.0.0.1:$PORT/readyz"
+  for _ in $(seq 120); do
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    sleep 0.5
+  done
+  die "the REST service is not ready at $url; see $state/rest.log"
+}
+
+up() {
+  command -v curl >/dev/null || die "curl is needed"
+  install
+  mkdir -p "$state"
+  start_redis
+  start_rabbitmq
+  start_service logs "$venv/bin/python" -m logs
+  start_service rest "$venv/bin/python" -m rest
+  for i in $(seq "$WORKERS"); do
+    WORKER_HEALTH_FILE="$state/worker-$i.alive" start_service "worker-$i" "$venv/bin/python" -m worker
+  done
+  wait_ready
+  say "ready: http://localhost:$PORT  (try: ./rest-client.py upload some.jpg; logs: tail -f $state/logs.log)"
+}
+
+stop_pidfile() {  # stop_pidfile NAME: TERM, wait up to 30 s, then KILL
+  local file="$state/$1.pid"
+  alive "$file" || { rm -f "$file"; return 0; }
+  local pid; pid="$(cat "$file")"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$file"
+  say "$1 stopped"
+}
+
+down() {
+  mkdir -p "$state"
+  for file in "$state"/worker-*.pid; do [ -e "$file" ] && stop_pidfile "$(basename "$file" .pid)"; done
+  stop_pidfile rest
+  stop_pidfile logs
+  if alive "$state/rabbitmq.pid"; then
+    rabbit_env "$RABBITMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODE" stop "$state/rabbitmq.pid" >/dev/null 2>&1 \
+      || stop_pidfile rabbitmq
+    say "rabbitmq stopped"
+  fi
+  rm -f "$state/rabbitmq.pid"
+  rabbit_env epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1 || true
+  if alive "$state/redis.pid"; then
+    redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || stop_pidfile redis
+    say "redis stopped"
+  fi
+  rm -f "$state/redis.pid"
+}
+
+status() {
+  local name
+  for file in "$state"/*.pid; do
+    [ -e "$file" ] || continue
+    name="$(basename "$file" .pid)"
+    if alive "$file"; then echo "$name: running (pid $(cat "$file"))"; else echo "$name: stopped"; fi
+  done
+}
+
+case "${1:-up}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) die "usage: deploy-all.sh local [up|down|status]" ;;
+esac

@@ -1,0 +1,192 @@
+"""Real Redis, RabbitMQ and worker processes that a fault test may stop, kill and restart.
+
+Each server keeps its data directory under the test's tmp_path across restarts: Redis with
+the append-only file on, RabbitMQ with its mnesia directory and node name, so durable
+queues and persistent messages survive a restart exactly as they would in a pod.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pika
+import redis
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+REDIS_SERVER = "/usr/bin/redis-server"
+WORKER_ENTRY = Path(__file__).with_name("run_worker.py")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _stop_group(process: subprocess.Popen, sig: int, timeout: float) -> None:
+    """Signal a server's whole process group (the shell wrapper and the Erlang VM)."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+class RedisServer:
+    def __init__(self, root: Path):
+        self.dir = root / "redis"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+             "--appendonly", "yes", "--save", "", "--daemonize", "no",
+             "--logfile", str(self.dir / "redis.log")],
+            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=1)
+        wait_until(lambda: self._pings(client), 20, "redis to answer")
+        return self
+
+    @staticmethod
+    def _pings(client) -> bool:
+        try:
+            return client.ping()
+        except redis.RedisError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """SIGTERM: Redis flushes its append-only file and exits, as on a pod restart."""
+        if self.process is not None:
+            _stop_group(self.process, sig, 30)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+
+class RabbitServer:
+    def __init__(self, root: Path):
+        self.dir = root / "rabbitmq"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "plugins").write_text("[].\n")
+        self.port = free_port()
+        self.dist_port = free_port()
+        # A private epmd: the node never depends on (or disturbs) another RabbitMQ's epmd.
+        self.epmd_port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def env(self) -> dict:
+        return {
+            **os.environ,
+            "RABBITMQ_NODENAME": f"imagescan-fault-{self.port}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),  # kept across restarts
+            "RABBITMQ_LOG_BASE": str(self.dir / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "plugins"),
+            "HOME": os.environ.get("HOME") or str(self.dir),
+        }
+
+    def start(self) -> RabbitServer:
+        self.process = subprocess.Popen(
+            [RABBITMQ_SERVER], env=self.env(), start_new_session=True,
+            stdout=open(self.dir / "stdout.log", "ab"), stderr=subprocess.STDOUT,
+        )
+        wait_until(self._accepts_amqp, 90, "RabbitMQ to accept AMQP connections", interval=0.3)
+        return self
+
+    def _accepts_amqp(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"rabbitmq-server exited with {self.process.returncode}; see {self.dir}")
+        try:
+            pika.BlockingConnection(pika.ConnectionParameters(
+                "127.0.0.1", self.port, socket_timeout=1, connection_attempts=1)).close()
+            return True
+        except Exception:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None:
+            _stop_group(self.process, sig, 60)
+
+    def shutdown(self) -> None:
+        """Stop the node for good, with the epmd it started."""
+        self.stop()
+        subprocess.run(["epmd", "-port", str(self.epmd_port), "-kill"], env=self.env(),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=False)
+
+    def queue_depth(self, queue: str) -> int:
+        connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", self.port))
+        try:
+            return connection.channel().queue_declare(queue, passive=True).method.message_count
+        finally:
+            connection.close()
+
+
+class WorkerProcess:
+    """`python -m worker` (or its child mode) with the fault-test engines registered."""
+
+    def __init__(self, root: Path, env: dict, *, child_only: bool, name: str):
+        self.log_path = root / f"{name}.stderr"
+        self.process = subprocess.Popen(
+            [sys.executable, str(WORKER_ENTRY)] + (["--child"] if child_only else []),
+            cwd=REPO_ROOT, env=env, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=open(self.log_path, "ab"),
+        )
+
+    def signal(self, sig: int) -> None:
+        self.process.send_signal(sig)
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        else:  # the supervisor is gone; make sure no child outlives it
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return self.process.returncode
+
+    def records(self) -> list[dict]:
+        """The JSON log records the worker wrote on stderr."""
+        found = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    pass
+        return found

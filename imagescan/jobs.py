@@ -4,7 +4,8 @@ A job asks for one image's analysis drawn on the image. Its record (``keys.job``
 status, sha256 of the input, message (why it failed), output (sha256 of the rendered image in the
 blob store), content_type of the output, created/updated (Unix seconds).
 
-Lifecycle: pending -> processing -> completed | failed. While a job waits for its image's
+Lifecycle: pending -> processing -> completed | failed. A finished job's record is kept for
+RETENTION_SECONDS (7 days), then Redis drops it (its id answers 404); a waiting job never expires. While a job waits for its image's
 analysis, its id is in ``keys.image_jobs(sha256)``; the worker renders every waiting job when the
 analysis ends. A job created after the analysis ended is rendered through a ``render`` work
 message instead. Both paths may reach the same job; completing is idempotent.
@@ -23,6 +24,7 @@ PROCESSING = "processing"
 COMPLETED = "completed"
 FAILED = "failed"
 FINISHED = (COMPLETED, FAILED)
+RETENTION_SECONDS = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ def create_failed(redis, job_id: str, message: str, sha256: str = "") -> None:
         mapping["sha256"] = sha256
     pipe = redis.pipeline(transaction=True)
     pipe.hset(keys.job(job_id), mapping=mapping)
+    pipe.expire(keys.job(job_id), RETENTION_SECONDS)
     if sha256:
         pipe.srem(keys.image_jobs(sha256), job_id)
     pipe.execute()
@@ -112,8 +115,11 @@ def _update_unfinished(redis, job_id: str, sha256: str, **fields: str) -> bool:
     fields["updated"] = str(int(time.time()))
     flat = [item for pair in fields.items() for item in pair]
     changed = bool(redis.eval(_SET_IF_UNFINISHED, 1, keys.job(job_id), *flat))
-    if fields.get("status") in FINISHED and sha256:
-        redis.srem(keys.image_jobs(sha256), job_id)
+    if fields.get("status") in FINISHED:
+        if changed:
+            redis.expire(keys.job(job_id), RETENTION_SECONDS)
+        if sha256:
+            redis.srem(keys.image_jobs(sha256), job_id)
     return changed
 
 

@@ -8,6 +8,7 @@ import time
 import uuid
 
 from flask import Flask, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from imagescan.config import Settings
 
@@ -25,6 +26,10 @@ def create_app(settings: Settings | None = None, services: services_module.Servi
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes
     app.json.sort_keys = False
+    if settings.proxy_hops:
+        # Behind an ingress or load balancer the peer is the proxy: the client address (used by
+        # the API-key rate limit and the logs) comes from that many X-Forwarded-For hops.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
     app.extensions[services_module.EXTENSION] = services or services_module.Services.build(settings)
     register_error_handlers(app)
     for blueprint in BLUEPRINTS:

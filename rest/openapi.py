@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 
-from imagescan import transforms
+from imagescan import __version__, transforms
 
 _REF = "#/components/schemas/"
 
@@ -378,7 +378,7 @@ def _operation_ids(paths: dict) -> None:
             operation["operationId"] = "_".join([method, *words]) or method
 
 
-def build_spec(version: str = "1") -> dict:
+def build_spec(version: str = __version__) -> dict:
     paths = {}
     for part in (_plates_paths, _faces_paths, _images_paths, _jobs_paths, _transform_paths,
                  _image_service_paths, _docs_paths):

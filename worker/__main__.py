@@ -67,7 +67,10 @@ def supervise(settings: Settings) -> int:
         code = child.wait()
         if stopping:
             break
-        restarts = restarts + 1 if time.monotonic() - started < 10 else 0
+        # Back off only on crashes: a clean exit is a recycle (WORKER_MAX_IMAGES), which under
+        # load comes quickly and must not slow the next start down.
+        crashed_quickly = code != 0 and time.monotonic() - started < 10
+        restarts = restarts + 1 if crashed_quickly else 0
         log.info("worker process exited with %s; starting a new one", code, extra={"exit_code": code})
         time.sleep(min(0.5 * 2**restarts, 30))  # no tight loop when it cannot start at all
     return 0

@@ -239,6 +239,13 @@ def _raw_answer(sock: socket.socket) -> tuple[int, bytes]:
             break
         answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
     return int(head.split()[1]), body
 
 

@@ -1,4 +1,4 @@
-"""FaceIndex against a real Redis server (pytest-redis starts redis-server)."""
+"""FaceIndex against a real Redis server (the pytest-redis fixtures of tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+import redis
 
 from imagescan import keys
 from imagescan.analyzers import Box, FaceFound
@@ -33,8 +34,8 @@ def rng():
     return np.random.default_rng(7)
 
 
-def test_same_person_matches_both_ways(redisdb, rng):
-    index = FaceIndex(redisdb)
+def test_same_person_matches_both_ways(redis_client, rng):
+    index = FaceIndex(redis_client)
     alice = person(1)
     assert index.add_image_faces(sha("a1"), [photo_of(alice, rng)]) == []
 
@@ -42,38 +43,38 @@ def test_same_person_matches_both_ways(redisdb, rng):
 
     assert [other for other, _ in found] == [sha("a1")]
     assert 0 < found[0][1] <= 0.6
-    assert matches_for(redisdb, sha("a2")) == [(sha("a1"), pytest.approx(found[0][1]))]
-    assert matches_for(redisdb, sha("a1")) == [(sha("a2"), pytest.approx(found[0][1]))]
+    assert matches_for(redis_client, sha("a2")) == [(sha("a1"), pytest.approx(found[0][1]))]
+    assert matches_for(redis_client, sha("a1")) == [(sha("a2"), pytest.approx(found[0][1]))]
 
 
-def test_different_people_do_not_match(redisdb, rng):
-    index = FaceIndex(redisdb)
+def test_different_people_do_not_match(redis_client, rng):
+    index = FaceIndex(redis_client)
     index.add_image_faces(sha("alice"), [photo_of(person(1), rng)])
 
     assert index.add_image_faces(sha("bob"), [photo_of(person(2), rng)]) == []
-    assert matches_for(redisdb, sha("alice")) == []
-    assert matches_for(redisdb, sha("bob")) == []
+    assert matches_for(redis_client, sha("alice")) == []
+    assert matches_for(redis_client, sha("bob")) == []
 
 
-def test_tolerance_is_inclusive_and_configurable(redisdb):
+def test_tolerance_is_inclusive_and_configurable(redis_client):
     base = person(3)
     direction = person(4) - base * float(person(4) @ base)
     direction /= np.linalg.norm(direction)
     near = FaceFound(box=Box(0, 0, 1, 1), encoding=tuple((base + 0.5 * direction).tolist()))
     far = FaceFound(box=Box(0, 0, 1, 1), encoding=tuple((base + 0.7 * direction).tolist()))
     origin = FaceFound(box=Box(0, 0, 1, 1), encoding=tuple(base.tolist()))
-    index = FaceIndex(redisdb, tolerance=0.6)
+    index = FaceIndex(redis_client, tolerance=0.6)
     index.add_image_faces(sha("origin"), [origin])
 
     assert [other for other, _ in index.add_image_faces(sha("near"), [near])] == [sha("origin")]
     assert [other for other, _ in index.add_image_faces(sha("far"), [far])] == [sha("near")]  # 0.2 from near
 
-    strict = FaceIndex(redisdb, tolerance=0.1)
+    strict = FaceIndex(redis_client, tolerance=0.1)
     assert strict.match_encodings([base], exclude=sha("origin")) == []
 
 
-def test_image_with_two_faces_matches_both_people(redisdb, rng):
-    index = FaceIndex(redisdb)
+def test_image_with_two_faces_matches_both_people(redis_client, rng):
+    index = FaceIndex(redis_client)
     alice, bob, carol = person(1), person(2), person(3)
     index.add_image_faces(sha("alice"), [photo_of(alice, rng)])
     index.add_image_faces(sha("bob"), [photo_of(bob, rng)])
@@ -82,73 +83,73 @@ def test_image_with_two_faces_matches_both_people(redisdb, rng):
     found = index.add_image_faces(sha("group"), [photo_of(alice, rng), photo_of(bob, rng)])
 
     assert sorted(other for other, _ in found) == sorted([sha("alice"), sha("bob")])
-    assert [other for other, _ in matches_for(redisdb, sha("alice"))] == [sha("group")]
-    assert [other for other, _ in matches_for(redisdb, sha("bob"))] == [sha("group")]
-    assert matches_for(redisdb, sha("carol")) == []
-    assert len(faces_for(redisdb, sha("group"))) == 2
+    assert [other for other, _ in matches_for(redis_client, sha("alice"))] == [sha("group")]
+    assert [other for other, _ in matches_for(redis_client, sha("bob"))] == [sha("group")]
+    assert matches_for(redis_client, sha("carol")) == []
+    assert len(faces_for(redis_client, sha("group"))) == 2
 
 
-def test_own_faces_never_match_their_image(redisdb, rng):
-    index = FaceIndex(redisdb)
+def test_own_faces_never_match_their_image(redis_client, rng):
+    index = FaceIndex(redis_client)
     twin = person(5)
     # two nearly identical faces in one picture (a mirror, a poster) are not "another image"
     assert index.add_image_faces(sha("mirror"), [photo_of(twin, rng), photo_of(twin, rng)]) == []
-    assert matches_for(redisdb, sha("mirror")) == []
+    assert matches_for(redis_client, sha("mirror")) == []
 
 
-def test_reprocessing_an_image_adds_no_face(redisdb, rng):
-    index = FaceIndex(redisdb)
+def test_reprocessing_an_image_adds_no_face(redis_client, rng):
+    index = FaceIndex(redis_client)
     alice = person(1)
     index.add_image_faces(sha("a1"), [photo_of(alice, rng)])
     faces = [photo_of(alice, rng)]
     first = index.add_image_faces(sha("a2"), faces)
-    stored = faces_for(redisdb, sha("a2"))
+    stored = faces_for(redis_client, sha("a2"))
 
-    again = FaceIndex(redisdb).add_image_faces(sha("a2"), faces)  # redelivered to another worker
+    again = FaceIndex(redis_client).add_image_faces(sha("a2"), faces)  # redelivered to another worker
 
     assert again == first
-    assert faces_for(redisdb, sha("a2")) == stored
-    assert int(redisdb.get(keys.face_seq())) == 2
-    assert redisdb.hlen(keys.face_encodings()) == 2
-    assert redisdb.zcard(keys.image_matches(sha("a1"))) == 1
+    assert faces_for(redis_client, sha("a2")) == stored
+    assert int(redis_client.get(keys.face_seq())) == 2
+    assert redis_client.hlen(keys.face_encodings()) == 2
+    assert redis_client.zcard(keys.image_matches(sha("a1"))) == 1
 
 
-def test_image_without_faces_is_recorded_and_matches_nothing(redisdb):
-    index = FaceIndex(redisdb)
+def test_image_without_faces_is_recorded_and_matches_nothing(redis_client):
+    index = FaceIndex(redis_client)
     assert index.add_image_faces(sha("landscape"), []) == []
-    assert faces_for(redisdb, sha("landscape")) == []
-    assert faces_for(redisdb, sha("never-seen")) is None
-    assert matches_for(redisdb, sha("never-seen")) == []
+    assert faces_for(redis_client, sha("landscape")) == []
+    assert faces_for(redis_client, sha("never-seen")) is None
+    assert matches_for(redis_client, sha("never-seen")) == []
 
 
-def test_faces_stored_with_ids_boxes_and_float32_bytes(redisdb, rng):
-    index = FaceIndex(redisdb)
+def test_faces_stored_with_ids_boxes_and_float32_bytes(redis_client, rng):
+    index = FaceIndex(redis_client)
     face = photo_of(person(1), rng)
     index.add_image_faces(sha("a"), [face])
 
-    [stored] = faces_for(redisdb, sha("a"))
+    [stored] = faces_for(redis_client, sha("a"))
     assert stored["box"] == {"x": 10, "y": 20, "w": 30, "h": 40}
-    raw = redisdb.hget(keys.face_encodings(), stored["id"])
+    raw = redis_client.hget(keys.face_encodings(), stored["id"])
     assert len(raw) == 512
     np.testing.assert_array_equal(
         np.frombuffer(raw, dtype="<f4"), np.asarray(face.encoding, dtype=np.float32)
     )
-    assert redisdb.hget(keys.face_owner(), stored["id"]).decode() == sha("a")
+    assert redis_client.hget(keys.face_owner(), stored["id"]).decode() == sha("a")
 
 
-def test_new_index_rebuilds_its_matrix_from_redis(redisdb, rng):
-    writer = FaceIndex(redisdb)
+def test_new_index_rebuilds_its_matrix_from_redis(redis_client, rng):
+    writer = FaceIndex(redis_client)
     for number in range(5):
         writer.add_image_faces(sha(f"p{number}"), [photo_of(person(number), rng)])
 
-    reader = FaceIndex(redisdb)
+    reader = FaceIndex(redis_client)
     assert reader.sync() == 5
     assert reader.sync() == 0
     assert [other for other, _ in reader.match_encodings([person(3)])] == [sha("p3")]
 
 
-def test_index_sees_faces_added_by_another_worker(redisdb, rng):
-    first, second = FaceIndex(redisdb), FaceIndex(redisdb)
+def test_index_sees_faces_added_by_another_worker(redis_client, rng):
+    first, second = FaceIndex(redis_client), FaceIndex(redis_client)
     first.sync()
     alice = person(1)
     second.add_image_faces(sha("a1"), [photo_of(alice, rng)])
@@ -156,8 +157,8 @@ def test_index_sees_faces_added_by_another_worker(redisdb, rng):
     assert [other for other, _ in first.add_image_faces(sha("a2"), [photo_of(alice, rng)])] == [sha("a1")]
 
 
-def test_matrix_grows_past_its_initial_capacity(redisdb, rng):
-    index = FaceIndex(redisdb)
+def test_matrix_grows_past_its_initial_capacity(redis_client, rng):
+    index = FaceIndex(redis_client)
     for number in range(1100):
         index.add_image_faces(sha(f"n{number}"), [photo_of(person(10_000 + number), rng)])
     assert len(index) == 1100
@@ -181,13 +182,12 @@ def add_at_the_same_moment(workers, images, faces) -> list:
     return results
 
 
-def test_simultaneous_workers_always_match_each_other(redis_proc, rng):
+def test_simultaneous_workers_always_match_each_other(redis_server, rng):
     """Two FaceIndex instances (separate matrices and connections, as in two worker processes)
     add photos of one person at the same moment, many times; each pair must match both ways."""
-    import redis as redis_client
 
     def connect():
-        return redis_client.Redis(host=redis_proc.host, port=redis_proc.port, db=1)
+        return redis.Redis(host=redis_server.host, port=redis_server.port, db=1)
 
     connect().flushdb()
     workers = [FaceIndex(connect()), FaceIndex(connect())]
@@ -207,3 +207,21 @@ def test_simultaneous_workers_always_match_each_other(redis_proc, rng):
         assert [other for other, _ in matches_for(reader, images[0])] == [images[1]]
         assert [other for other, _ in matches_for(reader, images[1])] == [images[0]]
     connect().flushdb()
+
+
+def test_sync_skips_faces_removed_from_redis(redis_client, rng):
+    writer = FaceIndex(redis_client)
+    for number in range(3):
+        writer.add_image_faces(sha(f"d{number}"), [photo_of(person(number), rng)])
+    redis_client.hdel(keys.face_encodings(), 2)
+    redis_client.hdel(keys.face_owner(), 2)
+
+    reader = FaceIndex(redis_client)
+    assert reader.sync() == 2
+    assert reader.match_encodings([person(1)]) == []
+    assert [other for other, _ in reader.match_encodings([person(2)])] == [sha("d2")]
+
+
+def test_a_decoding_client_is_refused(redis_server):
+    with pytest.raises(ValueError, match="decode_responses"):
+        FaceIndex(redis.Redis(host=redis_server.host, port=redis_server.port, decode_responses=True))

@@ -258,6 +258,15 @@ def test_a_finished_job_stays_finished(redis_client):
     job = jobs.get(redis_client, job_id)
     assert (job.status, job.output, job.content_type, job.message) == ("completed", "cd" * 32, "image/png", "")
     assert jobs.waiting_for(redis_client, sha256) == []
+    assert 0 < redis_client.ttl(keys.job(job_id)) <= jobs.RETENTION_SECONDS
+
+
+def test_a_waiting_job_does_not_expire(redis_client):
+    job_id = jobs.new_job_id()
+    jobs.create(redis_client, job_id, "ef" * 32)
+    jobs.mark_processing(redis_client, job_id)
+
+    assert redis_client.ttl(keys.job(job_id)) == -1
 
 
 def test_job_ids_are_canonical_uuids():

@@ -8,6 +8,7 @@ reading; nothing is changed where the template accepts the character as read.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Lookalike swaps by target class: a digit where a letter is required and vice versa.
@@ -54,17 +55,25 @@ def fix_to_template(text: str, template: str) -> str | None:
     return "".join(fixed)
 
 
+# How believable a forced swap is: O/0 are the same glyph on many plates, I/1 nearly.
+SWAP_LIKELIHOOD = {frozenset("O0"): 0.9, frozenset("I1"): 0.7, frozenset("Q0"): 0.6, frozenset("D0"): 0.5}
+OTHER_SWAP_LIKELIHOOD = 0.35
+# Later (rarer) templates of a region count a little less.
+TEMPLATE_RANK_DECAY = 0.1
+
+
 @dataclass(frozen=True)
 class GrammarMatch:
     text: str
-    region: str | None  # None: plate-shaped but fits no template
+    region: str
     swaps: int  # characters changed to fit
+    prior: float  # 0..1: template commonness x believability of the swaps
 
 
-def templates_for(region: str) -> list[tuple[str, str]]:
-    """(region, template) pairs to try for a region hint; `auto` tries them all."""
+def templates_for(region: str) -> list[tuple[str, str, int]]:
+    """(region, template, rank in its region) to try for a region hint; `auto` tries them all."""
     regions = list(TEMPLATES) if region == "auto" else [region]
-    return [(name, template) for name in regions for template in TEMPLATES[name]]
+    return [(name, template, rank) for name in regions for rank, template in enumerate(TEMPLATES[name])]
 
 
 def grammar_readings(text: str, region: str = "auto") -> list[GrammarMatch]:
@@ -74,20 +83,33 @@ def grammar_readings(text: str, region: str = "auto") -> list[GrammarMatch]:
     follow; each distinct string appears once.
     """
     matches: dict[str, GrammarMatch] = {}
-    for name, template in templates_for(region):
+    for name, template, rank in templates_for(region):
         fixed = fix_to_template(text, template)
         if fixed is None:
             continue
-        swaps = sum(1 for a, b in zip(text, fixed) if a != b)
+        swaps = [(a, b) for a, b in zip(text, fixed) if a != b]
+        prior = 1.0 / (1.0 + TEMPLATE_RANK_DECAY * rank)
+        for pair in swaps:
+            prior *= SWAP_LIKELIHOOD.get(frozenset(pair), OTHER_SWAP_LIKELIHOOD)
         known = matches.get(fixed)
-        if known is None or swaps < known.swaps:
-            matches[fixed] = GrammarMatch(fixed, name, swaps)
-    return sorted(matches.values(), key=lambda match: match.swaps)
+        if known is None or prior > known.prior:
+            matches[fixed] = GrammarMatch(fixed, name, len(swaps), prior)
+    return sorted(matches.values(), key=lambda match: match.prior, reverse=True)
+
+
+# Camera time stamps (2014-06-17, 20140617) are the commonest false plates.
+_DATE = re.compile(r"^(19|20)\d\d[01]\d[0-3]\d")
 
 
 def is_plate_shaped(text: str) -> bool:
-    """Length of a plate, letters and digits only, and not a run of one character class
-    that is too long to be a plate (dates, phone numbers, words)."""
-    if not (MIN_LENGTH <= len(text) <= MAX_LENGTH) or not text.isalnum() or not text.isascii():
+    """Length of a plate, ASCII letters and digits only, and not a date or a long number."""
+    if not (MIN_LENGTH <= len(text) <= MAX_LENGTH) or not (text.isascii() and text.isalnum()):
         return False
-    return True
+    if text.isdigit() and len(text) > 7:
+        return False
+    return not _DATE.match(text)
+
+
+def looks_like_date(text: str) -> bool:
+    """A reading that starts like a time stamp (yyyymmdd): the whole line is no plate."""
+    return bool(_DATE.match(text))

@@ -29,8 +29,6 @@ REC_HEIGHT = 48  # input height of the PP-OCR recogniser
 MAX_REC_WIDTH = 480  # a plate line is short; wider lines are not plates
 # Prior of a reading that fits no template of the region (US vanity plates exist).
 OFF_GRAMMAR_PRIOR = 0.3
-# Each lookalike swap needed to fit a template costs this factor.
-SWAP_PRIOR = 0.5
 # Dropping a stray leading/trailing character (state sticker, frame screw) costs this.
 TRIM_PRIOR = 0.5
 
@@ -123,7 +121,7 @@ class RapidOcrPlateRecognizer:
     def _candidates(self, frame_probs: np.ndarray) -> list[tuple[str, float]]:
         """Plate readings of one line with scores, best first (at most 8)."""
         chars = decode(frame_probs)
-        if not chars:
+        if not chars or grammar.looks_like_date(text_of(chars)):
             return []
         scored: dict[str, float] = {}
         for text, prob in alternatives(chars):
@@ -138,7 +136,7 @@ class RapidOcrPlateRecognizer:
 
     def _grammar_scores(self, text: str, prob: float) -> list[tuple[str, float]]:
         matches = grammar.grammar_readings(text, self.region)
-        scores = [(m.text, prob * SWAP_PRIOR**m.swaps) for m in matches]
+        scores = [(m.text, prob * m.prior) for m in matches]
         if not any(m.swaps == 0 for m in matches):
             scores.append((text, prob * OFF_GRAMMAR_PRIOR))
         return scores
@@ -237,13 +235,13 @@ def _plate_box(quad: np.ndarray, shape: tuple[int, ...]) -> Box:
 
 
 # How much wider than its text line a plate is, in text heights (fitted on the tune split).
-PLATE_ALONG, PLATE_ACROSS = 0.3, 0.35
+PLATE_ALONG, PLATE_ACROSS = 0.0, 0.05
 
 
 def _trimmed(text: str, prob: float) -> list[tuple[str, float]]:
     """The reading, and for long readings the reading without its first or last character."""
     variants = [(text, prob)]
-    if len(text) >= 6:
+    if len(text) >= 6 and not text.isdigit():
         variants += [(text[1:], prob * TRIM_PRIOR), (text[:-1], prob * TRIM_PRIOR)]
     return variants
 

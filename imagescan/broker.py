@@ -37,6 +37,10 @@ def connection_parameters(settings: Settings, *, heartbeat: int = 30) -> pika.Co
         stack_timeout=settings.network_timeout * 2,
         blocked_connection_timeout=settings.network_timeout * 6,
         connection_attempts=1,
+        # Sent data the broker does not acknowledge within this time breaks the connection:
+        # without it, a publish waiting for its confirm across a silent network cut (no reset)
+        # hangs for as long as the kernel retransmits, about 15 minutes.
+        tcp_options={"TCP_USER_TIMEOUT": int(settings.network_timeout * 2 * 1000)},
         client_properties={"connection_name": f"imagescan@{settings.hostname}"},
     )
 

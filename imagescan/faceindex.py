@@ -304,3 +304,34 @@ def faces_for(redis, sha256: str) -> list[dict] | None:
     """The image's stored faces ``[{"id", "box"}]``; None when its faces were never recorded."""
     raw = redis.get(keys.image_faces(sha256))
     return None if raw is None else json.loads(raw)
+
+
+def matches_by_face(redis, sha256: str, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]:
+    """The image's faces, each with the other images holding a matching face, best first.
+
+    A read for `/images/<digest>`: the matched images come from the stored match set, and
+    only their few encodings are compared with this image's, face by face.
+    """
+    faces = faces_for(redis, sha256) or []
+    others = [other for other, _ in matches_for(redis, sha256)]
+    if not faces:
+        return []
+    other_faces = {other: faces_for(redis, other) or [] for other in others}
+    ids = [face["id"] for face in faces] + [f["id"] for listed in other_faces.values() for f in listed]
+    encodings = dict(zip(ids, (encoding_from_bytes(raw) if raw else None
+                               for raw in redis.hmget(keys.face_encodings(), ids))))
+    described = []
+    for face in faces:
+        mine = encodings.get(face["id"])
+        found: dict[str, float] = {}
+        for other, listed in other_faces.items():
+            for theirs in (encodings.get(f["id"]) for f in listed):
+                if mine is None or theirs is None:
+                    continue
+                distance = float(np.linalg.norm(mine.astype(np.float64) - theirs))
+                if distance <= tolerance and distance < found.get(other, float("inf")):
+                    found[other] = distance
+        ranked = sorted(found.items(), key=lambda item: (item[1], item[0]))
+        described.append({"box": face["box"],
+                          "matches": [{"sha256": other, "distance": round(d, 4)} for other, d in ranked]})
+    return described

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from imagescan import faceindex
+
 from ..errors import ApiError
 from ..services import current
 
@@ -19,10 +21,17 @@ def resolve_or_404(digest: str) -> str:
 
 @blueprint.get("/images/<digest>")
 def image_analysis(digest: str):
-    store = current().store
-    document = store.analysis(resolve_or_404(digest))
+    services = current()
+    sha256 = resolve_or_404(digest)
+    document = services.store.analysis(sha256)
     if document is None:  # vanished between the two reads
         raise ApiError(404, f"no image with digest {digest!r}")
+    if document["faces"]:
+        # Matches keep arriving as other images are analysed: computed at read time.
+        document["faces"] = faceindex.matches_by_face(services.redis, sha256, services.settings.face_tolerance)
+        for face in document["faces"]:
+            for match in face["matches"]:
+                match["names"] = services.store.names(match["sha256"])
     return jsonify(document)
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from imagescan import topology
 from imagescan.config import Settings
-from tests.conftest import wait_for_status  # noqa: F401  (re-exported for the tests)
+from tests.conftest import wait_for_status
 from tests.faults.servers import RabbitServer, RedisServer, WorkerProcess, wait_until
 
 MAX_ATTEMPTS = 3

@@ -11,11 +11,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from imagescan.analyzers import PLATE_ENGINES  # noqa: E402
+from imagescan.analyzers import PLATE_ENGINES
 
 PLATE_ENGINES["fault"] = "tests.faults.engines:FaultPlates"
 
-import worker.__main__ as entry  # noqa: E402
+import worker.__main__ as entry
 
 
 class _ChildThroughThisScript(subprocess.Popen):

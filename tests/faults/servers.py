@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pika
+import pika.exceptions
 import redis
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -116,10 +117,11 @@ class RabbitServer:
         }
 
     def start(self) -> RabbitServer:
-        self.process = subprocess.Popen(
-            [RABBITMQ_SERVER], env=self.env(), start_new_session=True,
-            stdout=open(self.dir / "stdout.log", "ab"), stderr=subprocess.STDOUT,
-        )
+        with open(self.dir / "stdout.log", "ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [RABBITMQ_SERVER], env=self.env(), start_new_session=True,
+                stdout=log, stderr=subprocess.STDOUT,
+            )
         wait_until(self._accepts_amqp, 90, "RabbitMQ to accept AMQP connections", interval=0.3)
         return self
 
@@ -130,7 +132,7 @@ class RabbitServer:
             pika.BlockingConnection(pika.ConnectionParameters(
                 "127.0.0.1", self.port, socket_timeout=1, connection_attempts=1)).close()
             return True
-        except Exception:
+        except (pika.exceptions.AMQPError, OSError):
             return False
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -156,11 +158,12 @@ class WorkerProcess:
 
     def __init__(self, root: Path, env: dict, *, child_only: bool, name: str):
         self.log_path = root / f"{name}.stderr"
-        self.process = subprocess.Popen(
-            [sys.executable, str(WORKER_ENTRY)] + (["--child"] if child_only else []),
-            cwd=REPO_ROOT, env=env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=open(self.log_path, "ab"),
-        )
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [sys.executable, str(WORKER_ENTRY)] + (["--child"] if child_only else []),
+                cwd=REPO_ROOT, env=env, start_new_session=True,
+                stdout=subprocess.DEVNULL, stderr=log,
+            )
 
     def signal(self, sig: int) -> None:
         self.process.send_signal(sig)

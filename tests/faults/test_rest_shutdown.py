@@ -25,9 +25,9 @@ def start_rest(stack, port: int) -> subprocess.Popen:
     env = {**os.environ, "PORT": str(port), "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(settings.redis_port),
            "RABBITMQ_HOST": "127.0.0.1", "RABBITMQ_PORT": str(settings.rabbitmq_port),
            "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "2", "HOSTNAME": "fault-rest"}
-    process = subprocess.Popen([sys.executable, "-m", "rest"], cwd=REPO_ROOT, env=env,
-                               start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=open(stack.root / "rest.stderr", "ab"))
+    with open(stack.root / "rest.stderr", "ab") as log:  # the child keeps its own copy
+        process = subprocess.Popen([sys.executable, "-m", "rest"], cwd=REPO_ROOT, env=env,
+                                   start_new_session=True, stdout=subprocess.DEVNULL, stderr=log)
 
     def healthy() -> bool:
         assert process.poll() is None, (stack.root / "rest.stderr").read_text()[-2000:]

@@ -214,8 +214,9 @@ def rest_server(settings, tmp_path):
            "REDIS_PORT": str(settings.redis_port), "RABBITMQ_HOST": settings.rabbitmq_host,
            "RABBITMQ_PORT": str(settings.rabbitmq_port), "MAX_UPLOAD_MB": str(settings.max_upload_mb),
            "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "4", "LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen([sys.executable, "-m", "rest"], cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "rest.stderr", "wb"))
+    with open(tmp_path / "rest.stderr", "wb") as log:  # the child keeps its own copy
+        process = subprocess.Popen([sys.executable, "-m", "rest"], cwd=REPO_ROOT, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -301,7 +302,7 @@ def test_malformed_scan_url_request_is_400(client, body, content_type):
 class _ImageAndRedirects(http.server.BaseHTTPRequestHandler):
     """/image.jpg is a real image; /to?<url> redirects there."""
 
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_GET(self):
         if self.path.startswith("/to?"):
             self.send_response(302)
             self.send_header("Location", self.path[4:])

@@ -45,7 +45,10 @@ def test_same_person_matches_both_ways_and_others_do_not(client, start_worker):
     assert client.get(f"/match/{other}").get_json() == []
     document = client.get(f"/images/{first}").get_json()
     assert len(document["faces"]) == 1
-    assert set(document["faces"][0]["box"]) == {"x", "y", "w", "h"}
+    face = document["faces"][0]
+    assert set(face["box"]) == {"x", "y", "w", "h"}
+    assert [m["names"] for m in face["matches"]] == [["obama2.jpg"]]
+    assert 0 <= face["matches"][0]["distance"] <= 0.6
 
 
 def test_image_with_two_faces_matches_both_people(client, start_worker):
@@ -54,7 +57,11 @@ def test_image_with_two_faces_matches_both_people(client, start_worker):
     scan_and_wait(client, "biden.jpg", BIDEN)
     both = scan_and_wait(client, "both.jpg", OBAMA_AND_BIDEN)
     assert sorted(client.get(f"/match/{both}").get_json()) == ["biden.jpg", "obama.jpg"]
-    assert len(client.get(f"/images/{both}").get_json()["faces"]) >= 2  # a third, small face is in the background
+    faces = client.get(f"/images/{both}").get_json()["faces"]
+    assert len(faces) >= 2  # a third, small face is in the background
+    # Face by face: one face matches only Obama's photo, another only Biden's.
+    matched = sorted(name for face in faces for match in face["matches"] for name in match["names"])
+    assert matched == ["biden.jpg", "obama.jpg"]
 
 
 def test_faceless_image_and_unknown_hash_answer_empty_lists(client, start_worker):

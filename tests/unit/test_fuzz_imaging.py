@@ -20,7 +20,7 @@ from tests.imagefactory import gps_exif, jpeg, png
 
 PIXEL_LIMIT = 4_000_000
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                derandomize=True)
+                derandomize=True, database=None)
 
 
 def _gif() -> bytes:

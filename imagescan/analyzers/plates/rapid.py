@@ -25,10 +25,15 @@ from imagescan.analyzers.plates.reading import BLANK, alternatives, decode, fold
 
 log = logging.getLogger(__name__)
 
+# Margin around a text line when cutting it out, in line heights: the detector's
+# box sometimes clips the first or last character.
+CROP_ALONG, CROP_ACROSS = 0.3, 0.1
 REC_HEIGHT = 48  # input height of the PP-OCR recogniser
 MAX_REC_WIDTH = 480  # a plate line is short; wider lines are not plates
 # Prior of a reading that fits no template of the region (US vanity plates exist).
 OFF_GRAMMAR_PRIOR = 0.3
+# A plate-shaped reading without a digit that fits no template is usually a word.
+LETTERS_ONLY_PRIOR = 0.5
 # Dropping a stray leading/trailing character (state sticker, frame screw) costs this.
 TRIM_PRIOR = 0.5
 
@@ -100,7 +105,8 @@ class RapidOcrPlateRecognizer:
         detected = self._detector(bgr)
         if detected.boxes is None:
             return []
-        lines = [quad for quad in detected.boxes if _plate_shaped_line(quad)]
+        quads = list(detected.boxes)
+        lines = [quad for quad in quads + _joined_neighbours(quads) if _plate_shaped_line(quad)]
         # Plate lines are short and compact; keep the most plate-like ones.
         lines.sort(key=_line_shape_penalty)
         return lines[: self.max_regions]
@@ -119,16 +125,24 @@ class RapidOcrPlateRecognizer:
         return [f[: max(1, round(frames * w / batch.shape[3]))] for f, w in zip(folded, widths)]
 
     def _candidates(self, frame_probs: np.ndarray) -> list[tuple[str, float]]:
-        """Plate readings of one line with scores, best first (at most 8)."""
+        """Plate readings of one line with scores, best first (at most 8).
+
+        A reading's score is the geometric mean of the best reading's character
+        probabilities (so long plates are not punished for their length) times how
+        much less likely this variant is than the best one, times the grammar prior.
+        """
         chars = decode(frame_probs)
         if not chars or grammar.looks_like_date(text_of(chars)):
             return []
+        best_prob = reading_probability(chars)
+        line_quality = best_prob ** (1.0 / len(chars))
         scored: dict[str, float] = {}
         for text, prob in alternatives(chars):
             for variant, variant_prob in _trimmed(text, prob):
                 if not grammar.is_plate_shaped(variant):
                     continue
-                for score_text, score in self._grammar_scores(variant, variant_prob):
+                relative = line_quality * variant_prob / max(best_prob, 1e-12)
+                for score_text, score in self._grammar_scores(variant, relative):
                     if score > scored.get(score_text, 0.0):
                         scored[score_text] = score
         ranked = sorted(scored.items(), key=lambda item: item[1], reverse=True)
@@ -138,7 +152,9 @@ class RapidOcrPlateRecognizer:
         matches = grammar.grammar_readings(text, self.region)
         scores = [(m.text, prob * m.prior) for m in matches]
         if not any(m.swaps == 0 for m in matches):
-            scores.append((text, prob * OFF_GRAMMAR_PRIOR))
+            # Words (FEDEX, PRIVATE) are the usual false plates: letters only costs more.
+            prior = OFF_GRAMMAR_PRIOR * (LETTERS_ONLY_PRIOR if text.isalpha() else 1.0)
+            scores.append((text, prob * prior))
         return scores
 
     def _select(self, reads: list[PlateRead]) -> list[PlateRead]:
@@ -183,6 +199,26 @@ def _load_models(threads: int, det_max_side: int):
         raise EngineUnavailable(f"cannot load the RapidOCR models: {error}") from error
 
 
+def _joined_neighbours(quads: list[np.ndarray]) -> list[np.ndarray]:
+    """Pairs of lines side by side with the same height, joined: a plate such as
+    `789 SJL` or `VW 4X4-WP` is sometimes detected as two lines."""
+    joined = []
+    boxes = [(q.min(axis=0), q.max(axis=0)) for q in quads]
+    for i, (low_a, high_a) in enumerate(boxes):
+        for j, (low_b, high_b) in enumerate(boxes):
+            if i == j or low_b[0] < low_a[0]:
+                continue
+            height_a, height_b = high_a[1] - low_a[1], high_b[1] - low_b[1]
+            height = max(height_a, height_b)
+            same_height = min(height_a, height_b) > 0.75 * height
+            same_row = abs((low_a[1] + high_a[1]) - (low_b[1] + high_b[1])) / 2 < 0.3 * height
+            gap = low_b[0] - high_a[0]
+            if same_height and same_row and -0.2 * height < gap < 1.2 * height:
+                low, high = np.minimum(low_a, low_b), np.maximum(high_a, high_b)
+                joined.append(np.array([low, [high[0], low[1]], high, [low[0], high[1]]], dtype=np.float32))
+    return joined
+
+
 def _plate_shaped_line(quad: np.ndarray) -> bool:
     width, height = _quad_size(quad)
     return height >= 7 and 0.8 <= width / max(height, 1.0) <= 14
@@ -219,7 +255,7 @@ def _crop_line(bgr: np.ndarray, quad: np.ndarray) -> np.ndarray:
     """The text line straightened out of the full-resolution image, with a margin."""
     from rapidocr.utils.process_img import get_rotate_crop_image
 
-    crop = get_rotate_crop_image(bgr, _expanded(quad, 0.15, 0.1))
+    crop = get_rotate_crop_image(bgr, _expanded(quad, CROP_ALONG, CROP_ACROSS))
     if crop.shape[0] > crop.shape[1] * 1.5:  # the helper turned a tall crop: undo
         crop = np.rot90(crop, -1)
     return np.ascontiguousarray(crop)

@@ -30,10 +30,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from imagescan.analyzers import load_plate_recognizer  # noqa: E402
-from imagescan.platetext import normalize_plate  # noqa: E402
+from imagescan.analyzers import load_plate_recognizer
+from imagescan.platetext import normalize_plate
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "plates"
 SETS = ("us", "eu", "br")
@@ -112,7 +112,7 @@ def print_table(title: str, tally: Tally) -> None:
     if not tally.n:
         print(f"{title}: no photos")
         return
-    pct = lambda k: f"{100 * k / tally.n:5.1f}%"  # noqa: E731
+    pct = lambda k: f"{100 * k / tally.n:5.1f}%"
     print(f"\n{title}")
     print("   n  top-1  top-1 O=0  in-cands   box  false/img  s/img med  s/img mean")
     print(

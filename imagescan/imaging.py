@@ -64,7 +64,7 @@ def _open(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
     except UnidentifiedImageError:
         raise ImageRejected(415, "not an image: the bytes are not in a format we read "
                                  f"({', '.join(sorted(MIME_TYPES))})") from None
-    except Exception as exc:  # Pillow raises many types on hostile headers
+    except Exception as exc:  # Pillow raises many types on hostile headers  # noqa: BLE001
         raise ImageRejected(400, f"corrupt image header: {exc}") from None
     if image.format not in ACCEPTED_FORMATS:
         raise ImageRejected(415, f"unsupported image format {image.format}")
@@ -92,7 +92,7 @@ def inspect(data: bytes, max_pixels: int) -> ImageInfo:
             if info.format == "JPEG":
                 image.draft("RGB", (max(1, info.width // 8), max(1, info.height // 8)))
             image.load()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise ImageRejected(400, f"corrupt or truncated {info.format} image: {exc}") from None
     return info
 
@@ -114,7 +114,7 @@ def decode(data: bytes, max_pixels: int) -> DecodedImage:
             exif = _safe_exif(image)
             upright = ImageOps.exif_transpose(image) if exif else image
             rgb = upright.convert("RGB")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise ImageRejected(400, f"corrupt or truncated {info.format} image: {exc}") from None
     return DecodedImage(rgb, ImageInfo(info.format, rgb.width, rgb.height), exif)
 
@@ -123,7 +123,7 @@ def _safe_exif(image: Image.Image) -> Image.Exif | None:
     try:
         exif = image.getexif()
         return exif if len(exif) else None
-    except Exception:  # garbage EXIF must not stop the analysis of the pixels
+    except Exception:  # garbage EXIF must not stop the analysis of the pixels  # noqa: BLE001
         return None
 
 
@@ -142,7 +142,7 @@ def _text(value) -> str | None:
 def _taken_at(exif: Image.Exif) -> str | None:
     try:
         raw = exif.get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.DateTimeOriginal)
-    except Exception:
+    except Exception:  # noqa: BLE001
         raw = None
     raw = _text(raw) or _text(exif.get(ExifTags.Base.DateTime))
     if not raw:
@@ -177,7 +177,7 @@ def read_gps(exif: Image.Exif | None) -> dict | None:
         return None
     try:
         gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
     if not gps:
         return None

@@ -13,7 +13,7 @@ import queue
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pika
 
@@ -27,7 +27,7 @@ _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 def record_to_json(record: logging.LogRecord, service: str, hostname: str) -> str:
     document = {
-        "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
         "level": record.levelname.lower(),
         "service": service,
         "host": hostname,
@@ -69,7 +69,7 @@ class LogBusHandler(logging.Handler):
             self._queue.put_nowait((key, record_to_json(record, self.service, self.settings.hostname)))
         except queue.Full:
             pass  # losing a log line beats blocking a request
-        except Exception:
+        except Exception:  # noqa: BLE001
             self.handleError(record)
 
     def flush(self, timeout: float = 2.0) -> None:

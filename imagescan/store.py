@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import redis
 
 from . import keys
+from .blobs import open_blob_store
 from .config import Settings
 from .digests import Digests, digest_kind
 from .platetext import normalize_plate
@@ -83,7 +84,7 @@ def connect_redis(settings: Settings) -> redis.Redis:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(moment: datetime) -> str:
@@ -264,3 +265,9 @@ class ImageStore:
             return bool(self.redis.ping())
         except redis.RedisError:
             return False
+
+
+def open_storage(settings: Settings):
+    """(redis client, ImageStore, BlobStore) for a service, all on one connection pool."""
+    client = connect_redis(settings)
+    return client, ImageStore(client), open_blob_store(settings, client)

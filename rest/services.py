@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
-from imagescan.blobs import BlobStore, open_blob_store
+from imagescan.blobs import BlobStore
 from imagescan.broker import Publisher
 from imagescan.config import Settings
-from imagescan.store import ImageStore, connect_redis
+from imagescan.store import ImageStore, open_storage
 
 EXTENSION = "imagescan"
 
@@ -25,14 +25,8 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
-        client = connect_redis(settings)
-        return cls(
-            settings=settings,
-            redis=client,
-            store=ImageStore(client),
-            blobs=open_blob_store(settings, client),
-            publisher=Publisher(settings),
-        )
+        client, store, blobs = open_storage(settings)
+        return cls(settings=settings, redis=client, store=store, blobs=blobs, publisher=Publisher(settings))
 
 
 def current() -> Services:

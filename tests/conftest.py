@@ -109,18 +109,14 @@ class WorkerThread:
 @pytest.fixture
 def worker_services(settings, plate_recognizer, face_recognizer):
     """WorkerServices for the test servers, sharing the engines loaded once per session."""
-    from imagescan.blobs import open_blob_store
     from imagescan.faceindex import FaceIndex
-    from imagescan.store import ImageStore, connect_redis
+    from imagescan.store import open_storage
     from worker.services import WorkerServices
 
-    def build(settings=settings):
-        client = connect_redis(settings)
-        return WorkerServices(
-            settings=settings, redis=client, store=ImageStore(client),
-            blobs=open_blob_store(settings, client), plates=plate_recognizer,
-            faces=face_recognizer, face_index=FaceIndex(client, settings.face_tolerance),
-        )
+    def build(settings=settings, plates=plate_recognizer, faces=face_recognizer):
+        client, store, blobs = open_storage(settings)
+        return WorkerServices(settings=settings, redis=client, store=store, blobs=blobs, plates=plates,
+                              faces=faces, face_index=FaceIndex(client, settings.face_tolerance))
 
     return build
 

@@ -44,7 +44,7 @@ def run_child(settings: Settings) -> int:
     try:
         # Load the known faces now rather than on the first image (seconds at a million faces).
         log.info("face index loaded", extra={"faces": services.face_index.sync()})
-    except Exception as exc:  # Redis not there yet: the first image's add_image_faces syncs
+    except Exception as exc:  # Redis not there yet: the first image's add_image_faces syncs  # noqa: BLE001
         log.warning("face index not loaded at start: %r", exc)
     consumer = Consumer(services)
     consumer.install_signal_handlers()

@@ -12,10 +12,10 @@ from imagescan.analyzers import (
     load_face_recognizer,
     load_plate_recognizer,
 )
-from imagescan.blobs import BlobStore, open_blob_store
+from imagescan.blobs import BlobStore
 from imagescan.config import Settings
 from imagescan.faceindex import FaceIndex
-from imagescan.store import ImageStore, connect_redis
+from imagescan.store import ImageStore, open_storage
 
 
 @dataclass
@@ -30,14 +30,14 @@ class WorkerServices:
 
     @classmethod
     def build(cls, settings: Settings) -> WorkerServices:
-        client = connect_redis(settings)
+        client, store, blobs = open_storage(settings)
         plate_options = {"region": settings.plate_region} if settings.plate_engine == "rapidocr" else {}
         face_options = {"max_side": settings.face_max_side} if settings.face_engine == "dlib" else {}
         return cls(
             settings=settings,
             redis=client,
-            store=ImageStore(client),
-            blobs=open_blob_store(settings, client),
+            store=store,
+            blobs=blobs,
             plates=load_plate_recognizer(settings.plate_engine, **plate_options),
             faces=load_face_recognizer(settings.face_engine, **face_options),
             face_index=FaceIndex(client, settings.face_tolerance),

@@ -18,25 +18,15 @@ from worker import jobs as worker_jobs
 
 
 @pytest.fixture
-def start_worker(settings):
+def start_worker(worker_services):
     """Real workers (consumer + handler) without recognition engines: the jobs need only the
     analysis to end, and an engine-free worker makes that quick and independent of models."""
     from imagescan.analyzers import NoFaces, NoPlates
-    from imagescan.blobs import open_blob_store
-    from imagescan.faceindex import FaceIndex
-    from imagescan.store import ImageStore, connect_redis
-    from worker.services import WorkerServices
 
     started: list[WorkerThread] = []
 
     def start() -> WorkerThread:
-        client = connect_redis(settings)
-        services = WorkerServices(
-            settings=settings, redis=client, store=ImageStore(client),
-            blobs=open_blob_store(settings, client), plates=NoPlates(), faces=NoFaces(),
-            face_index=FaceIndex(client, settings.face_tolerance),
-        )
-        worker = WorkerThread(services).start()
+        worker = WorkerThread(worker_services(plates=NoPlates(), faces=NoFaces())).start()
         started.append(worker)
         return worker
 

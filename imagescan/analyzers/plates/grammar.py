@@ -56,7 +56,7 @@ def fix_to_template(text: str, template: str) -> str | None:
 
 
 # How believable a forced swap is: O/0 are the same glyph on many plates, I/1 nearly.
-SWAP_LIKELIHOOD = {frozenset("O0"): 0.9, frozenset("I1"): 0.7, frozenset("Q0"): 0.6, frozenset("D0"): 0.5}
+SWAP_LIKELIHOOD = {frozenset("O0"): 1.0, frozenset("I1"): 0.85, frozenset("Q0"): 0.6, frozenset("D0"): 0.5}
 OTHER_SWAP_LIKELIHOOD = 0.35
 # Later (rarer) templates of a region count a little less.
 TEMPLATE_RANK_DECAY = 0.1

@@ -21,13 +21,22 @@ from PIL import Image
 
 from imagescan.analyzers import Box, Candidate, EngineUnavailable, PlateRead
 from imagescan.analyzers.plates import grammar
-from imagescan.analyzers.plates.reading import BLANK, alternatives, decode, folding_matrix, reading_probability, text_of
+from imagescan.analyzers.plates.reading import (
+    BLANK,
+    alternatives,
+    decode,
+    folding_matrix,
+    reading_probability,
+    text_of,
+)
 
 log = logging.getLogger(__name__)
 
 # Margin around a text line when cutting it out, in line heights: the detector's
 # box sometimes clips the first or last character.
-CROP_ALONG, CROP_ACROSS = 0.3, 0.1
+# Each extra reading of a line uses the next margin along the line.
+CROP_MARGINS = (0.15, 0.35, 0.05)
+CROP_ACROSS = 0.1
 REC_HEIGHT = 48  # input height of the PP-OCR recogniser
 MAX_REC_WIDTH = 480  # a plate line is short; wider lines are not plates
 # Prior of a reading that fits no template of the region (US vanity plates exist).
@@ -49,6 +58,8 @@ class RapidOcrPlateRecognizer:
       min_confidence: plates below this are not reported.
       extra_plate_confidence: plates after the best one need at least this.
       max_plates: at most this many plates per image.
+      readings: each line is read from this many crops (different margins) and the
+        readings vote; 1 is fastest.
     """
 
     name = "rapidocr"
@@ -62,6 +73,7 @@ class RapidOcrPlateRecognizer:
         min_confidence: float = 0.1,
         extra_plate_confidence: float = 0.6,
         max_plates: int = 4,
+        readings: int = 2,
     ) -> None:
         region = (region or "auto").lower()
         if region not in grammar.REGIONS:
@@ -72,6 +84,7 @@ class RapidOcrPlateRecognizer:
         self.min_confidence = float(min_confidence)
         self.extra_plate_confidence = float(extra_plate_confidence)
         self.max_plates = int(max_plates)
+        self.readings = max(1, min(len(CROP_MARGINS), int(readings)))
         self._detector, self._recognizer = _load_models(int(threads), self.det_max_side)
         self._fold = folding_matrix(list(self._recognizer.postprocess_op.character))
 
@@ -82,7 +95,7 @@ class RapidOcrPlateRecognizer:
             if min(bgr.shape[:2]) < 16:
                 return []
             return self._recognize(bgr)
-        except Exception:  # noqa: BLE001 - one bad image must not stop a worker
+        except Exception:
             log.warning("plate recognition failed on a %sx%s image", *image.size, exc_info=True)
             return []
 
@@ -92,11 +105,13 @@ class RapidOcrPlateRecognizer:
         quads = self._text_lines(bgr)
         if not quads:
             return []
-        crops = [_crop_line(bgr, quad) for quad in quads]
+        margins = CROP_MARGINS[: self.readings]
+        crops = [_crop_line(bgr, quad, along) for along in margins for quad in quads]
         frame_probs = self._read(crops)
         reads = []
-        for quad, probs in zip(quads, frame_probs):
-            candidates = self._candidates(probs)
+        for index, quad in enumerate(quads):
+            votes = [self._candidates(frame_probs[k * len(quads) + index]) for k in range(len(margins))]
+            candidates = _vote(votes)
             if candidates:
                 reads.append(_plate_read(candidates, _plate_box(quad, bgr.shape)))
         return self._select(reads)
@@ -251,11 +266,11 @@ def _expanded(quad: np.ndarray, along: float, across: float) -> np.ndarray:
     )
 
 
-def _crop_line(bgr: np.ndarray, quad: np.ndarray) -> np.ndarray:
+def _crop_line(bgr: np.ndarray, quad: np.ndarray, along: float) -> np.ndarray:
     """The text line straightened out of the full-resolution image, with a margin."""
     from rapidocr.utils.process_img import get_rotate_crop_image
 
-    crop = get_rotate_crop_image(bgr, _expanded(quad, CROP_ALONG, CROP_ACROSS))
+    crop = get_rotate_crop_image(bgr, _expanded(quad, along, CROP_ACROSS))
     if crop.shape[0] > crop.shape[1] * 1.5:  # the helper turned a tall crop: undo
         crop = np.rot90(crop, -1)
     return np.ascontiguousarray(crop)
@@ -282,6 +297,15 @@ def _trimmed(text: str, prob: float) -> list[tuple[str, float]]:
     return variants
 
 
+def _vote(readings: list[list[tuple[str, float]]]) -> list[tuple[str, float]]:
+    """Candidates of several readings of one line: mean score over the readings."""
+    totals: dict[str, float] = {}
+    for candidates in readings:
+        for text, score in candidates:
+            totals[text] = totals.get(text, 0.0) + score / len(readings)
+    return sorted(totals.items(), key=lambda item: item[1], reverse=True)[:8]
+
+
 def _plate_read(candidates: list[tuple[str, float]], box: Box) -> PlateRead:
     best, score = candidates[0]
     return PlateRead(
@@ -303,4 +327,4 @@ def _overlap(a: Box, b: Box) -> float:
     return inter / max(1, min(a.w * a.h, b.w * b.h))
 
 
-__all__ = ["RapidOcrPlateRecognizer", "BLANK", "text_of", "reading_probability"]
+__all__ = ["BLANK", "RapidOcrPlateRecognizer", "reading_probability", "text_of"]

@@ -137,10 +137,16 @@ def parse_options(pairs: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("sets", nargs="*", default=list(SETS), help="set folders to run (default: us eu br)")
-    parser.add_argument("--split", choices=("tune", "holdout", "all"), default="all",
-                        help="all prints tune and holdout tables separately")
+    parser.add_argument(
+        "--split",
+        choices=("tune", "holdout", "all"),
+        default="all",
+        help="all prints tune and holdout tables separately",
+    )
     parser.add_argument("--limit", type=int, default=0, help="at most this many photos per set and split")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding the set folders")
     parser.add_argument("--engine", default="rapidocr")

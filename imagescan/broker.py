@@ -11,6 +11,7 @@ import threading
 
 import pika
 import pika.exceptions
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from . import topology
 from .config import Settings
@@ -18,6 +19,9 @@ from .config import Settings
 # Errors that mean "the broker is not there (right now)", as opposed to a programming error.
 BROKER_ERRORS = (
     pika.exceptions.AMQPError,
+    # pika raises e.g. AMQPConnectorStackTimeout (a TCP connection accepted, then no AMQP
+    # handshake: a stalled broker) as is, outside its AMQPError hierarchy.
+    AMQPConnectorException,
     OSError,
 )
 
@@ -94,6 +98,10 @@ class Publisher:
                 except pika.exceptions.NackError as exc:
                     self._close()
                     raise BrokerUnavailable("the broker refused the message") from exc
+                except pika.exceptions.ConnectionBlockedTimeout as exc:
+                    # A memory or disk alarm blocks every publisher: a retry would only wait again.
+                    self._close()
+                    raise BrokerUnavailable("RabbitMQ blocks publishing (memory or disk alarm)") from exc
                 except BROKER_ERRORS as exc:
                     self._close()
                     if attempt == 2:
@@ -116,9 +124,11 @@ class Publisher:
     def _ensure_channel(self):
         if self._channel is None or not self._channel.is_open:
             self._close()
-            # No heartbeats: nothing services this connection between requests, and a dead
-            # connection is detected (and replaced) by the next publish anyway.
-            self._connection = connect(self._settings, heartbeat=0)
+            # Heartbeats bound the wait for a confirm from a broker that stopped answering
+            # (paused VM, stalled node): without them a publish waits for ever. Between requests
+            # nothing services this connection, so the broker may drop it when idle; the next
+            # publish then fails at once and the retry below uses a fresh connection.
+            self._connection = connect(self._settings, heartbeat=max(2, round(self._settings.network_timeout * 2)))
             channel = self._connection.channel()
             channel.confirm_delivery()
             topology.declare_work(channel, self._settings.max_attempts)

@@ -51,7 +51,10 @@ class Consumer:
         """Bounded memory: leave (to be restarted fresh) after N images or above an RSS mark."""
         if self.settings.worker_max_images and self.processed >= self.settings.worker_max_images:
             return True
-        return bool(self.settings.worker_max_rss_mb) and _rss_mb() > self.settings.worker_max_rss_mb
+        # Only after one image at least: a mark below what a fresh process already uses
+        # (models loaded) would otherwise make every process leave before taking any work.
+        return (bool(self.settings.worker_max_rss_mb) and self.processed > 0
+                and _rss_mb() > self.settings.worker_max_rss_mb)
 
     def run(self) -> None:
         backoff = 0.5
@@ -102,7 +105,13 @@ class Consumer:
 
     def _on_work(self, connection, channel, method, properties, body) -> None:
         def settle(action):
-            connection.add_callback_threadsafe(action)
+            try:
+                connection.add_callback_threadsafe(action)
+            except BROKER_ERRORS:
+                # The connection went away during the analysis: the broker delivers the
+                # message again, and the handler finds the image done. Not an analysis crash.
+                log.warning("connection lost before the message was settled; it will come again",
+                            extra={"delivery_tag": method.delivery_tag})
 
         def work():
             try:

@@ -108,12 +108,12 @@ class Stack:
 
 @pytest.fixture
 def stack(request, tmp_path, shared_rabbit):
-    """stack(own_rabbit=False) -> Stack; everything it started is stopped after the test."""
+    """stack(own_rabbit=False, appendfsync="everysec") -> Stack; all it started is stopped after."""
     made: list[tuple[Stack, RabbitServer | None]] = []
 
-    def make(own_rabbit: bool = False) -> Stack:
+    def make(own_rabbit: bool = False, appendfsync: str = "everysec") -> Stack:
         rabbit = RabbitServer(tmp_path).start() if own_rabbit else shared_rabbit
-        built = Stack(tmp_path, RedisServer(tmp_path).start(), rabbit)
+        built = Stack(tmp_path, RedisServer(tmp_path, appendfsync).start(), rabbit)
         if not own_rabbit:
             built.purge_queues()
         made.append((built, rabbit if own_rabbit else None))

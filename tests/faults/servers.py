@@ -22,6 +22,7 @@ import redis
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 REDIS_SERVER = "/usr/bin/redis-server"
 WORKER_ENTRY = Path(__file__).with_name("run_worker.py")
 
@@ -58,16 +59,17 @@ def _stop_group(process: subprocess.Popen, sig: int, timeout: float) -> None:
 
 
 class RedisServer:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, appendfsync: str = "everysec"):
         self.dir = root / "redis"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.appendfsync = appendfsync
         self.process: subprocess.Popen | None = None
 
     def start(self) -> RedisServer:
         self.process = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--appendonly", "yes", "--save", "", "--daemonize", "no",
+             "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no",
              "--logfile", str(self.dir / "redis.log")],
             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -141,6 +143,10 @@ class RabbitServer:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None:
             _stop_group(self.process, sig, 60)
+
+    def ctl(self, *args: str) -> str:
+        return subprocess.run([RABBITMQCTL, *args], env=self.env(), capture_output=True, text=True,
+                              timeout=60, check=True).stdout
 
     def shutdown(self) -> None:
         """Stop the node for good, with the epmd it started."""

@@ -6,6 +6,7 @@ could not store or queue), and both the REST and the workers reconnect by themse
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
@@ -66,9 +67,11 @@ def in_background(action) -> threading.Thread:
 def test_rabbitmq_restart_during_a_burst_of_uploads(stack, record_property):
     stack = stack(own_rabbit=True)
     # A slow worker, so that most of the first burst still waits in the queue when the broker stops.
-    stack.start_worker(FAULT_DELAY_SECONDS=0.15)
+    worker = stack.start_worker(FAULT_DELAY_SECONDS=0.15)
     uploads = Uploader(stack.client)
     assert uploads.burst(10) == [200] * 10
+    # Stop the broker while the worker is busy: one image in hand, the rest still queued.
+    wait_until(lambda: analysed(stack) >= 2, 30, "the worker to be working through the burst")
 
     uploads.while_running(in_background(stack.rabbit.stop))
     while_down = uploads.burst(5)
@@ -90,20 +93,27 @@ def test_rabbitmq_restart_during_a_burst_of_uploads(stack, record_property):
     print(f"RabbitMQ restart: answered 503 while down={refused} (all sent again and processed)")
     assert processed == accepted, figure
     assert_indexed_once(stack, documents)
+    # An ack that could not go out because the broker left is not an analysis crash.
+    assert not [r for r in worker.records() if r.get("message") == "analysis crashed"]
 
 
-def test_redis_restart_during_processing(stack, record_property):
-    stack = stack()
+def analysed(stack) -> int:
+    """Analyses stored so far (each stored analysis counts its format once)."""
+    counts = stack.redis_server.client().zrange(keys.format_counts(), 0, -1, withscores=True)
+    return int(sum(score for _, score in counts))
+
+
+@pytest.mark.parametrize("stop_signal, appendfsync", [
+    (signal.SIGTERM, "everysec"),  # a pod restart: Redis writes its append-only file and exits
+    (signal.SIGKILL, "always"),  # a crash: only what was fsynced before each reply survives
+], ids=["restart", "crash"])
+def test_redis_restart_during_processing(stack, record_property, stop_signal, appendfsync):
+    stack = stack(appendfsync=appendfsync)
     stack.start_worker(FAULT_DELAY_SECONDS=0.2)
     client = stack.client
     digests = [upload(client, jpeg(seed=seed), "before.jpg") for seed in range(200, 220)]
-
-    def analysed() -> int:
-        counts = stack.redis_server.client().zrange(keys.format_counts(), 0, -1, withscores=True)
-        return int(sum(score for _, score in counts))
-
-    wait_until(lambda: analysed() >= 3, 20, "some images to be analysed")
-    stack.redis_server.stop()  # SIGTERM: the append-only file is flushed, as on a pod restart
+    wait_until(lambda: analysed(stack) >= 3, 20, "some images to be analysed")
+    stack.redis_server.stop(stop_signal)
 
     refused = stack.client.post("/scan/image/down.jpg", data=jpeg(seed=299))
     assert refused.status_code == 503 and int(refused.headers["Retry-After"]) > 0
@@ -118,6 +128,7 @@ def test_redis_restart_during_processing(stack, record_property):
     documents = wait_all_done(stack.client, [*digests, after], timeout=60)
     accepted = len(documents)
     processed = sum(d["status"] == "done" for d in documents.values())
-    figure = report_figures(record_property, "Redis restart", accepted, processed, accepted - processed)
+    name = f"Redis {signal.Signals(stop_signal).name}"
+    figure = report_figures(record_property, name, accepted, processed, accepted - processed)
     assert processed == accepted, figure
     assert_indexed_once(stack, documents)

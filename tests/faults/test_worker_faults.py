@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections import Counter
 
 import pika
 import pytest
@@ -88,10 +89,25 @@ def test_supervisor_recycles_the_worker_after_max_images(stack, record_property)
     assert_indexed_once(stack, documents)
     # A process may take one more image that arrived as it acked its last (never fewer than
     # two: prefetch is 1 and it leaves once idle), so 5 images need at least 2 processes.
-    analysing_pids = {line.split()[1] for line in stack.fault_lines("analyses")}
-    assert len(analysing_pids) >= 2, f"one process analysed every image: {analysing_pids}"
+    per_process = Counter(line.split()[1] for line in stack.fault_lines("analyses"))
+    assert len(per_process) >= 2 and max(per_process.values()) <= 3, per_process
     restarts = [r for r in worker.records() if r.get("exit_code") == 0]
-    assert len(restarts) >= 2, "the supervisor did not start fresh worker processes"
+    # Each process that analysed was started by the supervisor; the last one may have left too.
+    assert len(per_process) - 1 <= len(restarts) <= len(per_process), (restarts, per_process)
+
+
+def test_rss_limit_below_the_baseline_still_makes_progress(stack, record_property):
+    """WORKER_MAX_RSS_MB under what a fresh worker already uses: one image per process, not none."""
+    stack = stack()
+    stack.start_worker(child_only=False, WORKER_MAX_RSS_MB=1)
+    client = stack.client
+    digests = [upload(client, jpeg(seed=seed)) for seed in range(36, 39)]
+    documents = wait_all_done(client, digests, timeout=60)
+    done = sum(d["status"] == "done" for d in documents.values())
+    figure = report_figures(record_property, "worker RSS recycling", 3, done, 3 - done)
+    assert done == 3, figure
+    assert_indexed_once(stack, documents)
+    assert len({line.split()[1] for line in stack.fault_lines("analyses")}) >= 2
 
 
 @pytest.mark.parametrize("width, deliveries", [(RAISING_WIDTH, "deliveries-raising"),
@@ -142,6 +158,29 @@ def test_request_id_follows_an_image_from_rest_to_worker(stack, record_property)
         wait_until(read_bus, 10, "the request id on the logs exchange")
     finally:
         connection.close()
+
+
+def test_two_workers_analysing_one_image_at_once_index_it_once(stack, record_property):
+    """A redelivery can overlap the first analysis: both finish, one write counts."""
+    stack = stack()
+    client = stack.client
+    first = stack.start_worker(FAULT_SLOW_SECONDS=4)
+    data = jpeg(SLOW_WIDTH, 40, seed=65)
+    sha224 = upload(client, data, "twice.jpg")
+    stack.wait_for_file("slow-started-*")  # the first worker holds the image
+    second = stack.start_worker()
+    assert upload(client, data, "twice.jpg") == sha224  # a second message: the second worker takes it
+    wait_until(lambda: len(stack.fault_lines("analyses")) == 2, 30, "both workers to analyse the image")
+    document = wait_for_status(client, sha224)
+    assert {line.split()[1] for line in stack.fault_lines("analyses")} == {
+        str(first.process.pid), str(second.process.pid)}
+    done = document["status"] == "done"
+    report_figures(record_property, "concurrent analyses", 1, int(done), int(not done))
+    # The first worker's write comes last, finds the image done and changes nothing.
+    wait_until(lambda: any(r.get("outcome") == "duplicate" for r in first.records()), 30,
+               "the first worker to finish its analysis")
+    assert formats_indexed(stack) == 1, "the image was indexed by both analyses"
+    assert_indexed_once(stack, {sha224: document})
 
 
 def test_duplicate_messages_do_not_index_twice(stack, record_property):

@@ -155,6 +155,19 @@ def test_form_without_the_field_is_refused(client):
         assert_json_4xx(client.post(route, data=b"raw bytes", content_type="image/jpeg"), 400)
 
 
+def test_wrong_kind_of_body_is_refused(client):
+    """A form where raw bytes are expected, JSON where a form is expected, and the like."""
+    def form():
+        return {"image": (io.BytesIO(jpeg(seed=4)), "x.jpg")}
+
+    assert_json_4xx(client.post("/image/x.jpg", data=form(), content_type="multipart/form-data"))
+    assert_json_4xx(client.post("/scan/image/x.jpg", json={"image": "aGVsbG8="}), 415)
+    assert_json_4xx(client.post("/upload_file", json={"image": "aGVsbG8="}), 400)
+    assert_json_4xx(client.post("/jobs", data=b"--x\r\n", content_type="multipart/form-data; boundary=x"))
+    assert_json_4xx(client.post("/jobs", data=b"garbage", content_type="multipart/form-data"))
+    assert_json_4xx(client.post("/scan/url", data=form(), content_type="multipart/form-data"), 400)
+
+
 def test_image_service_batch_with_one_bad_file_is_refused_whole(client):
     link = client.post("/api/generate-upload-link", json={"expiry": 60},
                        headers={"x-api-key": "test-key-1"}).get_json()["upload_id"]
@@ -184,7 +197,7 @@ def test_unusable_name_is_refused(client, path):
 @pytest.mark.parametrize("name", ["../../etc/passwd", "..%2f..%2fetc%2fshadow", "dir/../x.jpg", "%2e%2e/x.jpg"])
 def test_path_like_name_is_only_a_name(client, settings, name):
     """The name is recorded as given: nothing is written under a client-chosen path."""
-    data = jpeg(seed=hash(name) % 1000)
+    data = jpeg(seed=sum(map(ord, name)))
     response = client.post(f"/image/{name}", data=data)
     assert response.status_code == 200, response.get_json()
     names = client.get(f"/images/{response.get_json()['hash']}").get_json()["names"]

@@ -73,7 +73,9 @@ def reading_probability(chars: list[DecodedChar]) -> float:
     return float(np.prod([c.prob for c in chars])) if chars else 0.0
 
 
-def alternatives(chars: list[DecodedChar], limit: int = 6, min_runner_up: float = 0.02) -> list[tuple[str, float]]:
+def alternatives(
+    chars: list[DecodedChar], limit: int = 6, min_runner_up: float = 0.02
+) -> list[tuple[str, float]]:
     """Readings with the most likely runner-up characters swapped in, most probable first.
 
     Probability of a variant: product over characters of the chosen character's

@@ -1,0 +1,51 @@
+"""RabbitMQ that stops answering without closing anything (a paused VM, a stalled node).
+
+TCP stays up, so only AMQP heartbeats notice: an upload is answered 503 in bounded time
+instead of waiting for ever for its confirm, and the REST carries on once the broker is back.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from tests.faults.conftest import report_figures, wait_all_done
+from tests.faults.test_worker_faults import upload
+from tests.imagefactory import jpeg
+
+pytestmark = pytest.mark.faults
+
+
+def test_upload_to_a_frozen_broker_is_refused_in_bounded_time(stack, record_property):
+    stack = stack()
+    client = stack.client
+    accepted = [upload(client, jpeg(seed=95), "before.jpg")]
+    # Idle for longer than the heartbeat window: the broker may drop the idle publisher
+    # connection, and the next upload must still go through (on a fresh connection).
+    time.sleep(stack.settings.network_timeout * 5)
+    accepted.append(upload(client, jpeg(seed=96), "after-idle.jpg"))
+
+    os.killpg(stack.rabbit.process.pid, signal.SIGSTOP)
+    try:
+        answers: list = []
+        sender = threading.Thread(target=lambda: answers.append(
+            client.post("/scan/image/frozen.jpg", data=jpeg(seed=97))))
+        started = time.monotonic()
+        sender.start()
+        sender.join(60)
+        assert not sender.is_alive(), "an upload waited for ever on a broker that stopped answering"
+        assert answers[0].status_code == 503, answers[0].get_json()
+        assert int(answers[0].headers["Retry-After"]) > 0
+        print(f"frozen broker: upload answered 503 after {time.monotonic() - started:.1f}s")
+    finally:
+        os.killpg(stack.rabbit.process.pid, signal.SIGCONT)
+    accepted.append(upload(client, jpeg(seed=97), "frozen.jpg"))  # the client's retry
+    stack.start_worker()
+    documents = wait_all_done(client, accepted)
+    processed = sum(d["status"] == "done" for d in documents.values())
+    figure = report_figures(record_property, "frozen broker", len(accepted), processed, len(accepted) - processed)
+    assert processed == len(accepted), figure

@@ -75,6 +75,11 @@ class Publisher:
         self._lock = threading.Lock()
         self._connection: pika.BlockingConnection | None = None
         self._channel = None
+        # Heartbeats bound the wait for a confirm from a broker that stopped answering (a
+        # paused VM, a stalled node): without them a publish would wait for ever.
+        self._heartbeat = max(2, round(settings.network_timeout * 2))
+        self._closed = threading.Event()
+        self._keeper: threading.Thread | None = None
 
     def publish(self, kind: str, request_id: str = "", **payload) -> None:
         body = encode_work(kind, request_id=request_id, **payload)
@@ -118,17 +123,32 @@ class Publisher:
                 return False
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
             self._close()
+
+    def _keep_alive(self) -> None:
+        """Service the connection between publishes (heartbeats both ways), so the broker
+        does not drop it as dead while the service is merely idle."""
+        while not self._closed.wait(self._heartbeat / 2):
+            if not self._lock.acquire(blocking=False):
+                continue  # a publish is servicing the connection right now
+            try:
+                if self._connection is not None and self._connection.is_open:
+                    self._connection.process_data_events(time_limit=0)
+            except BROKER_ERRORS:
+                self._close()
+            finally:
+                self._lock.release()
 
     def _ensure_channel(self):
         if self._channel is None or not self._channel.is_open:
             self._close()
-            # Heartbeats bound the wait for a confirm from a broker that stopped answering
-            # (paused VM, stalled node): without them a publish waits for ever. Between requests
-            # nothing services this connection, so the broker may drop it when idle; the next
-            # publish then fails at once and the retry below uses a fresh connection.
-            self._connection = connect(self._settings, heartbeat=max(2, round(self._settings.network_timeout * 2)))
+            self._connection = connect(self._settings, heartbeat=self._heartbeat)
+            if self._keeper is None:
+                self._keeper = threading.Thread(target=self._keep_alive, name="publisher-heartbeat",
+                                                daemon=True)
+                self._keeper.start()
             channel = self._connection.channel()
             channel.confirm_delivery()
             topology.declare_work(channel, self._settings.max_attempts)

@@ -124,6 +124,12 @@ def test_lookalikes_are_fixed_only_where_the_template_demands():
     assert grammar.fix_to_template("ABCX234", "LLLDDDD") is None  # X has no digit lookalike
 
 
+def test_fits_checks_each_position_class():
+    assert grammar.fits("ABC1D23", "LLLDLDD")
+    assert not grammar.fits("ABC1234", "LLLDLDD")
+    assert not grammar.fits("ABC123", "LLLDDDD")
+
+
 def test_mercosul_and_old_brazilian_plates_fit_the_br_grammar():
     assert grammar.grammar_readings("ABC1D23", "br")[0].text == "ABC1D23"
     assert grammar.grammar_readings("ABC1234", "br")[0].text == "ABC1234"

@@ -2,8 +2,10 @@
 
 A template is a string of position classes: `L` a letter, `D` a digit, `A` either.
 A reading that fits a template after swapping lookalike characters (O/0, I/1, B/8,
-S/5, Z/2, G/6) only where the template demands the other class is the "fixed"
-reading; nothing is changed where the template accepts the character as read.
+S/5, Z/2, G/6, and the rarer A/4, T/7, D/0, Q/0, L/1) only where the template
+demands the other class is the "fixed" reading; nothing is changed where the
+template accepts the character as read. Each swap lowers the reading's prior by
+how believable that confusion is (O/0 costs nothing: plates print them alike).
 """
 
 from __future__ import annotations

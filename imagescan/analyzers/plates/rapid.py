@@ -6,7 +6,7 @@ readings are folded onto the plate alphabet, ranked with the region grammars
 (`grammar.py`), and the winning line's box is widened to the plate's outline.
 
 The detector dominates the cost and grows with the pixels it sees, so it runs on
-the image scaled to `det_max_side`; the recogniser always reads full-resolution
+the image scaled to at most `det_max_side` and `det_max_pixels`; the recogniser always reads full-resolution
 crops, which is what keeps small plates legible.
 """
 
@@ -23,9 +23,9 @@ from imagescan.analyzers import Box, Candidate, EngineUnavailable, PlateRead
 from imagescan.analyzers.plates import grammar
 from imagescan.analyzers.plates.reading import (
     BLANK,
+    Folding,
     alternatives,
     decode,
-    folding_matrix,
     reading_probability,
     text_of,
 )
@@ -54,6 +54,7 @@ class RapidOcrPlateRecognizer:
       region: "auto" (default), "us", "eu" or "br"; ranks readings by that grammar.
       threads: onnxruntime intra-op threads (1: one worker uses one core).
       det_max_side: longest side, in pixels, the text detector sees (speed/recall trade-off).
+      det_max_pixels: and at most this many pixels (the detector's cost grows with them).
       det_max_upscale: images smaller than det_max_side are enlarged for the detector
         by at most this factor (1.0: never enlarged).
       max_regions: at most this many plate-shaped text lines are read per image.
@@ -75,8 +76,9 @@ class RapidOcrPlateRecognizer:
         min_confidence: float = 0.2,
         extra_plate_confidence: float = 0.75,
         max_plates: int = 4,
-        readings: int = 2,
+        readings: int = 3,
         det_max_upscale: float = 1.0,
+        det_max_pixels: int = 1280 * 736,
     ) -> None:
         region = (region or "auto").lower()
         if region not in grammar.REGIONS:
@@ -88,9 +90,10 @@ class RapidOcrPlateRecognizer:
         self.extra_plate_confidence = float(extra_plate_confidence)
         self.max_plates = int(max_plates)
         self.det_max_upscale = max(1.0, float(det_max_upscale))
+        self.det_max_pixels = int(det_max_pixels)
         self.readings = max(1, min(len(CROP_MARGINS), int(readings)))
         self._detector, self._recognizer = _load_models(int(threads))
-        self._fold = folding_matrix(list(self._recognizer.postprocess_op.character))
+        self._fold = Folding(list(self._recognizer.postprocess_op.character))
 
     def recognize(self, image: Image.Image) -> list[PlateRead]:
         """Plates in the image, best first; [] when none (never raises for an ordinary image)."""
@@ -122,7 +125,12 @@ class RapidOcrPlateRecognizer:
 
     def _text_lines(self, bgr: np.ndarray) -> list[np.ndarray]:
         """The plate-shaped text lines to read, most plate-like first."""
-        scale = min(self.det_max_side / max(bgr.shape[:2]), self.det_max_upscale)
+        height, width = bgr.shape[:2]
+        scale = min(
+            self.det_max_side / max(height, width),
+            math.sqrt(self.det_max_pixels / (height * width)),
+            self.det_max_upscale,
+        )
         seen = (
             bgr
             if abs(scale - 1.0) < 0.01
@@ -153,7 +161,7 @@ class RapidOcrPlateRecognizer:
             resized = cv2.resize(crop, (width, REC_HEIGHT), interpolation=cv2.INTER_CUBIC)
             batch[i, :, :, :width] = (resized.astype(np.float32).transpose(2, 0, 1) / 255.0 - 0.5) / 0.5
         probs = self._recognizer.session(batch)
-        folded = probs @ self._fold
+        folded = self._fold(probs)
         # Frames beyond a crop's own width are padding: cut them off.
         frames = folded.shape[1]
         return [f[: max(1, round(frames * w / batch.shape[3]))] for f, w in zip(folded, widths)]

@@ -44,10 +44,9 @@ def face_recognizer():
     return load_face_recognizer("dlib")
 
 
-def _purge_broker(settings: Settings) -> None:
-    connection = pika.BlockingConnection(
-        pika.ConnectionParameters(host=settings.rabbitmq_host, port=settings.rabbitmq_port)
-    )
+def purge_work_queues(host: str, port: int) -> None:
+    """Delete the work and dead-letter queues: each test starts with none waiting."""
+    connection = pika.BlockingConnection(pika.ConnectionParameters(host=host, port=port))
     try:
         channel = connection.channel()
         for queue in (topology.WORK_QUEUE, topology.DEAD_LETTER_QUEUE):
@@ -69,7 +68,7 @@ def settings(redis_server, redis_client, rabbitmq_server, tmp_path) -> Settings:
         api_keys=("test-key-1", "test-key-2"),
         allow_private_urls=False,
     )
-    _purge_broker(settings)
+    purge_work_queues(settings.rabbitmq_host, settings.rabbitmq_port)
     return settings
 
 

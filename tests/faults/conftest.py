@@ -8,14 +8,13 @@ to start, so every test has its own.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
-import pika
 import pytest
 
-from imagescan import topology
 from imagescan.config import Settings
-from tests.conftest import wait_for_status
+from tests.conftest import purge_work_queues, wait_for_status
 from tests.faults.servers import RabbitServer, RedisServer, WorkerProcess, wait_until
 
 MAX_ATTEMPTS = 3
@@ -90,13 +89,7 @@ class Stack:
         return wait_until(lambda: list(self.fault_dir.glob(name)), timeout, f"{name} in the fault dir")
 
     def purge_queues(self) -> None:
-        connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", self.rabbit.port))
-        try:
-            channel = connection.channel()
-            for queue in (topology.WORK_QUEUE, topology.DEAD_LETTER_QUEUE):
-                channel.queue_delete(queue)
-        finally:
-            connection.close()
+        purge_work_queues("127.0.0.1", self.rabbit.port)
 
     def close(self) -> None:
         for worker in self.workers:
@@ -140,3 +133,24 @@ def wait_all_done(client, digests, timeout: float = 60) -> dict[str, dict]:
         digest: wait_for_status(client, digest, timeout=max(1.0, deadline - time.monotonic()))
         for digest in digests
     }
+
+
+def upload(client, data: bytes, name: str = "photo.jpg", **headers) -> str:
+    """The image's SHA-224 (the /scan answer); fails unless the upload was accepted."""
+    response = client.post(f"/scan/image/{name}", data=data, headers=headers)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["hash"]
+
+
+def refused_while_down(client, data: bytes, name: str, within: float) -> float:
+    """Upload from a thread: it must be answered 503 + Retry-After within `within` seconds
+    (never hang, never a 2xx). Returns how long the answer took."""
+    answers: list = []
+    sender = threading.Thread(target=lambda: answers.append(client.post(f"/scan/image/{name}", data=data)))
+    started = time.monotonic()
+    sender.start()
+    sender.join(within)
+    assert not sender.is_alive(), f"the upload of {name} was not answered within {within:.0f}s"
+    assert answers[0].status_code == 503, answers[0].get_json()
+    assert int(answers[0].headers["Retry-After"]) > 0
+    return time.monotonic() - started

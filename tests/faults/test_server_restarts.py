@@ -13,9 +13,9 @@ import time
 import pytest
 
 from imagescan import keys
-from tests.faults.conftest import report_figures, wait_all_done
+from tests.faults.conftest import report_figures, upload, wait_all_done
 from tests.faults.servers import wait_until
-from tests.faults.test_worker_faults import assert_indexed_once, upload
+from tests.faults.test_worker_faults import assert_indexed_once
 from tests.imagefactory import jpeg
 
 pytestmark = pytest.mark.faults

@@ -11,19 +11,12 @@ import pika
 import pytest
 
 from imagescan import keys, topology
-from tests.faults.conftest import MAX_ATTEMPTS, report_figures, wait_all_done, wait_for_status
+from tests.faults.conftest import MAX_ATTEMPTS, report_figures, upload, wait_all_done, wait_for_status
 from tests.faults.engines import EXITING_WIDTH, RAISING_WIDTH, SLOW_WIDTH
 from tests.faults.servers import wait_until
 from tests.imagefactory import jpeg
 
 pytestmark = pytest.mark.faults
-
-
-def upload(client, data: bytes, name: str = "photo.jpg", **headers) -> str:
-    """The image's SHA-224 (the /scan answer); fails unless the upload was accepted."""
-    response = client.post(f"/scan/image/{name}", data=data, headers=headers)
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()["hash"]
 
 
 def formats_indexed(stack) -> int:

@@ -146,7 +146,8 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("hash", help="plates and coordinates of an image").add_argument("checksum")
     lic = commands.add_parser("license", help="images showing a plate")
     lic.add_argument("plate")
-    lic.add_argument("--fuzzy", action="store_true", help="tolerate one lookalike or missing character")
+    lic.add_argument("--fuzzy", type=int, choices=(0, 1, 2), default=0,
+                     help="tolerate N lookalike or missing characters")
     commands.add_parser("match", help="other images with a matching face").add_argument("digest")
     wait = commands.add_parser("wait", help="wait until analyses end")
     wait.add_argument("digests", nargs="+")
@@ -170,7 +171,7 @@ def main(argv: list[str]) -> int:
         if args.command == "hash":
             return show(requests.get(f"{url}/hash/{args.checksum}", timeout=TIMEOUT))
         if args.command == "license":
-            params = {"fuzzy": "1"} if args.fuzzy else {}
+            params = {"fuzzy": str(args.fuzzy)} if args.fuzzy else {}
             return show(requests.get(f"{url}/license/{requests.utils.quote(args.plate)}", params=params,
                                      timeout=TIMEOUT))
         if args.command == "match":

@@ -186,10 +186,13 @@ def _plates_paths() -> dict:
             "parameters": [
                 _path_param("license", "Plate; compared upper-cased, letters and digits only"),
                 {"name": "fuzzy", "in": "query", "required": False,
-                 "description": "1: also plates one misread away (e.g. 789SJL finds 7B9SJLD)",
-                 "schema": {"type": "integer", "enum": [0, 1], "default": 0}},
+                 "description": "N > 0: also plates up to N edits away, nearest first; an edit is a "
+                                "lookalike swap (O/0, I/1, B/8, S/5, Z/2, G/6) or a missing or extra "
+                                "character (7B9SJLD finds 789SJL with fuzzy=2)",
+                 "schema": {"type": "integer", "enum": [0, 1, 2], "default": 0}},
             ],
-            "responses": {"200": _json({"type": "array", "items": {"type": "string"}}, "MD5s; [] when none")},
+            "responses": {"200": _json({"type": "array", "items": {"type": "string"}}, "MD5s; [] when none"),
+                          "400": _error("fuzzy is not 0, 1 or 2")},
         }},
     }
 

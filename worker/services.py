@@ -31,7 +31,7 @@ class WorkerServices:
     @classmethod
     def build(cls, settings: Settings) -> WorkerServices:
         client, store, blobs = open_storage(settings)
-        plate_options = {"region": settings.plate_region} if settings.plate_engine == "rapidocr" else {}
+        plate_options = {"region": settings.plate_region} if settings.plate_engine != "none" else {}
         face_options = {"max_side": settings.face_max_side} if settings.face_engine == "dlib" else {}
         return cls(
             settings=settings,

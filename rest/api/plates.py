@@ -11,7 +11,7 @@ from ..ingest import accept_image
 from ..services import current
 
 blueprint = Blueprint("plates", __name__)
-FUZZY_MAX_DISTANCE = 1
+MAX_FUZZINESS = 2
 
 
 @blueprint.route("/image/<path:filename>", methods=["PUT", "POST"])
@@ -28,28 +28,29 @@ def plates_of_image(checksum: str):
     return jsonify(store.plates_with_location(sha256) if sha256 else [])
 
 
-def _fuzzy_flag() -> bool:
+def _fuzziness() -> int:
+    """`fuzzy` query parameter: 0 (exact, the default), 1 or 2 lookalike/missing-character edits."""
     raw = request.args.get("fuzzy", "0").lower()
-    if raw not in ("0", "1", "true", "false", "yes", "no"):
-        raise ApiError(400, "fuzzy must be 1 or 0")
-    return raw in ("1", "true", "yes")
+    levels = {"0": 0, "false": 0, "no": 0, "1": 1, "true": 1, "yes": 1, "2": 2}
+    if raw not in levels:
+        raise ApiError(400, f"fuzzy must be 0, 1 or {MAX_FUZZINESS}")
+    return levels[raw]
 
 
 @blueprint.get("/license/<license>")
 def images_with_license(license: str):
+    """MD5s of the images showing this plate; with ?fuzzy=N also plates N edits away, nearest first.
+
+    An edit is a lookalike swap (O/0, I/1, B/8, S/5, Z/2, G/6) or a missing or extra
+    character; any other changed character counts as two. The course's `7B9SJLD` (a misread
+    `789-SJL`: one lookalike, one extra character) is found with fuzzy=2.
+    """
     store = current().store
-    if not _fuzzy_flag():
+    fuzziness = _fuzziness()
+    if not fuzziness:
         return jsonify(store.md5s(store.images_with_plate(license)))
-    wanted = platetext.normalize_plate(license)
-    if not wanted:
-        return jsonify([])
-    ranked = sorted(
-        (distance, plate)
-        for plate in store.known_plates()
-        if (distance := platetext.lookalike_distance(wanted, plate)) is not None and distance <= FUZZY_MAX_DISTANCE
-    )
     md5s: list[str] = []
-    for _, plate in ranked:
+    for plate, _distance in platetext.rank_matches(license, store.known_plates(), fuzziness):
         for md5 in store.md5s(store.images_with_plate(plate)):
             if md5 not in md5s:
                 md5s.append(md5)

@@ -5,7 +5,7 @@
     rest-client.py scan-url URL
     rest-client.py show HASH            the whole analysis of an image (any digest)
     rest-client.py hash CHECKSUM        plates and coordinates (plates API)
-    rest-client.py license PLATE [--fuzzy]
+    rest-client.py license PLATE [--fuzzy N]
     rest-client.py match HASH           other images with a matching face
     rest-client.py wait HASH...         until each analysis is done or failed
 

@@ -31,6 +31,22 @@ MIME_TYPES = {
 _TEXT_LIMIT = 128  # longest EXIF text we keep (make, model)
 
 
+def format_name(pillow_format: str | None) -> str | None:
+    """The format we report: Pillow's name, with MPO (a multi-picture JPEG) as JPEG."""
+    return "JPEG" if pillow_format == "MPO" else pillow_format
+
+
+def mime_type_of(data: bytes) -> str:
+    """Content type of image bytes we already accepted, from their header alone."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pillow_format = Image.open(io.BytesIO(data)).format
+    except Exception:  # noqa: BLE001  (not an image after all: serve it as opaque bytes)
+        return "application/octet-stream"
+    return MIME_TYPES.get(format_name(pillow_format), "application/octet-stream")
+
+
 class ImageRejected(ValueError):
     """The bytes are not an image we can analyse; `status` is the HTTP status that says so."""
 
@@ -75,8 +91,7 @@ def _open(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
         raise ImageRejected(
             413, f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
         )
-    name = "JPEG" if image.format == "MPO" else image.format
-    return image, ImageInfo(name, width, height)
+    return image, ImageInfo(format_name(image.format), width, height)
 
 
 def inspect(data: bytes, max_pixels: int) -> ImageInfo:

@@ -56,12 +56,13 @@ def validate_image(data: bytes) -> imaging.ImageInfo:
         raise ApiError(rejected.status, rejected.reason) from None
 
 
-def accept_image(data: bytes, name: str | None) -> Digests:
+def accept_image(data: bytes, name: str | None, *, info: imaging.ImageInfo | None = None) -> Digests:
+    """`info`: what validate_image said of these bytes, when the caller already checked them."""
     services = current()
     _refuse_cut_chunked_body()
     if name is not None:
         check_name(name)
-    info = validate_image(data)
+    info = info or validate_image(data)
     digests = Digests.of(data)
     request_id = g.get("request_id", "")
     try:

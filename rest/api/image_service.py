@@ -16,13 +16,11 @@ Every route but `GET /api/images/<id>` needs an `x-api-key` (see rest.auth).
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 
 import redis
 from flask import Blueprint, Response, jsonify, request
-from PIL import Image, UnidentifiedImageError
 
 from imagescan import imaging, keys
 
@@ -98,19 +96,11 @@ def upload_images(upload_id: str):
         name = upload.filename or f"image_files #{position}"
         data = upload.read()
         try:
-            validate_image(data)
+            info = validate_image(data)
         except ApiError as error:
             raise ApiError(error.status, f"{name}: {error.message}", file=name) from None
-        named.append((name, data))
-    return jsonify({name: accept_image(data, name).sha256 for name, data in named})
-
-
-def _mime_type(data: bytes) -> str:
-    try:
-        fmt = Image.open(io.BytesIO(data)).format  # reads the header only
-    except (UnidentifiedImageError, OSError):
-        return "application/octet-stream"
-    return imaging.MIME_TYPES.get("JPEG" if fmt == "MPO" else fmt, "application/octet-stream")
+        named.append((name, data, info))
+    return jsonify({name: accept_image(data, name, info=info).sha256 for name, data, info in named})
 
 
 @blueprint.get("/api/images/<image_id>")
@@ -123,7 +113,7 @@ def original_image(image_id: str):
         raise unavailable("storage") from None
     if data is None:
         raise ApiError(404, f"no image {image_id!r}")
-    response = Response(data, mimetype=_mime_type(data))
+    response = Response(data, mimetype=imaging.mime_type_of(data))
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     response.headers["X-Content-Type-Options"] = "nosniff"  # served as the image type, nothing else
     response.set_etag(sha256)
@@ -133,7 +123,7 @@ def original_image(image_id: str):
 def _most_popular_format(store) -> str | None:
     counts: dict[str, int] = {}
     for fmt, count in store.top_formats(100):
-        name = "JPEG" if fmt == "MPO" else fmt  # MPO is a multi-picture JPEG
+        name = imaging.format_name(fmt)
         counts[name] = counts.get(name, 0) + count
     if not counts:
         return None

@@ -67,7 +67,8 @@ class ImageInfo:
         return MIME_TYPES.get(self.format, "application/octet-stream")
 
 
-def _open(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
+def open_checked(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
+    """The image opened lazily (header only) once its format and pixel count are acceptable."""
     # face_recognition sets this process-wide flag on import, which would make truncated
     # files decode "successfully" with grey pixels; a truncated upload must be refused.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -100,7 +101,7 @@ def inspect(data: bytes, max_pixels: int) -> ImageInfo:
     JPEGs are decoded at 1/8 scale (draft mode), which still reads every byte of the file,
     so a truncated or corrupt file is found here, at upload time, for little CPU.
     """
-    image, info = _open(data, max_pixels)
+    image, info = open_checked(data, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -121,7 +122,7 @@ class DecodedImage:
 
 def decode(data: bytes, max_pixels: int) -> DecodedImage:
     """The image as RGB pixels, turned upright by its EXIF orientation, with its info and EXIF."""
-    image, info = _open(data, max_pixels)
+    image, info = open_checked(data, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

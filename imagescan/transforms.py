@@ -19,9 +19,9 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from .imaging import ImageRejected
+from .imaging import open_checked
 
 JPEG_QUALITY = 95
 JPEG_SOURCES = frozenset({"JPEG", "MPO"})
@@ -39,14 +39,7 @@ class Rendered:
 
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Open stored image bytes lazily, refusing more than max_pixels before any pixel is decoded."""
-    try:
-        image = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise ImageRejected(415, "the stored bytes are not an image Pillow reads") from None
-    width, height = image.size
-    if width * height > max_pixels:
-        raise ImageRejected(413, f"image is {width}x{height} pixels, over the limit of {max_pixels}")
-    return image
+    return open_checked(data, max_pixels)[0]
 
 
 def upright(image: Image.Image) -> Image.Image:

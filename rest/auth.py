@@ -19,8 +19,7 @@ from flask import request
 
 from imagescan import keys
 
-from .errors import ApiError
-from .ingest import unavailable
+from .errors import ApiError, unavailable
 from .services import current
 
 HEADER = "x-api-key"

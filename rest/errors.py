@@ -24,6 +24,14 @@ class ApiError(Exception):
         self.fields = fields
 
 
+RETRY_AFTER_SECONDS = "5"
+
+
+def unavailable(what: str) -> ApiError:
+    """503 with Retry-After: a backing service (Redis, RabbitMQ) is away for now."""
+    return ApiError(503, f"{what} is unavailable; retry shortly", headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
 def error_response(status: int, message: str, headers: dict | None = None, **fields):
     response = jsonify({"error": message, "status": status, **fields})
     response.status_code = status
@@ -50,8 +58,7 @@ def register_error_handlers(app: Flask) -> None:
         # Redis or RabbitMQ away (restarting, unreachable): a retryable 503 on any route,
         # not a 500; routes need not each catch it.
         log.warning("dependency unavailable: %r", error)
-        return error_response(503, "a backing service is unavailable; retry shortly",
-                              {"Retry-After": "5"})
+        return _api_error(unavailable("a backing service"))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

@@ -19,12 +19,11 @@ from imagescan.broker import BrokerUnavailable
 from imagescan.digests import Digests
 from imagescan.store import DONE
 
-from .errors import ApiError
+from .errors import ApiError, unavailable
 from .services import current
 
 log = logging.getLogger("imagescan.rest.ingest")
 MAX_NAME_LENGTH = 1024
-RETRY_AFTER_SECONDS = "5"
 
 
 def check_name(name: str) -> str:
@@ -43,10 +42,6 @@ def _refuse_cut_chunked_body() -> None:
     read raises its 413 then, instead of the cut body being judged as a truncated image."""
     if has_request_context() and request.content_length is None:
         request.stream.read(1)
-
-
-def unavailable(what: str) -> ApiError:
-    return ApiError(503, f"{what} is unavailable; retry shortly", headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def validate_image(data: bytes) -> imaging.ImageInfo:

@@ -14,8 +14,8 @@ from flask import Blueprint, jsonify, request
 from imagescan import faceindex
 from imagescan.urlfetch import FetchRefused, fetch_image
 
-from ..errors import ApiError
-from ..ingest import accept_image, check_name, unavailable
+from ..errors import ApiError, unavailable
+from ..ingest import accept_image, check_name
 from ..services import current
 
 blueprint = Blueprint("faces", __name__)

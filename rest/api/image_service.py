@@ -25,8 +25,8 @@ from flask import Blueprint, Response, jsonify, request
 from imagescan import imaging, keys
 
 from ..auth import require_api_key
-from ..errors import ApiError
-from ..ingest import accept_image, unavailable, validate_image
+from ..errors import ApiError, unavailable
+from ..ingest import accept_image, validate_image
 from ..services import current
 
 blueprint = Blueprint("image_service", __name__)

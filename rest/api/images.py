@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 
 from imagescan import faceindex
 
-from ..errors import ApiError
+from ..errors import RETRY_AFTER_SECONDS, ApiError
 from ..services import current
 
 blueprint = Blueprint("images", __name__)
@@ -50,5 +50,5 @@ def readyz():
     response = jsonify(body)
     if not all(checks.values()):
         response.status_code = 503
-        response.headers["Retry-After"] = "5"
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     return response

@@ -23,8 +23,8 @@ from imagescan import jobs, topology
 from imagescan.broker import BrokerUnavailable
 from imagescan.store import DONE, PROCESSING
 
-from ..errors import ApiError, error_response
-from ..ingest import accept_image, unavailable
+from ..errors import ApiError, error_response, unavailable
+from ..ingest import accept_image
 from ..services import current
 
 blueprint = Blueprint("jobs", __name__)

@@ -21,8 +21,8 @@ from flask import Blueprint, Response, jsonify, request
 from imagescan import keys, transforms
 from imagescan.imaging import ImageRejected
 
-from ..errors import ApiError
-from ..ingest import accept_image, unavailable
+from ..errors import RETRY_AFTER_SECONDS, ApiError, unavailable
+from ..ingest import accept_image
 from ..services import current
 
 blueprint = Blueprint("transforms", __name__)
@@ -61,7 +61,7 @@ def _compute(sha256: str, operation: str) -> transforms.Rendered:
     if data is None:
         raise ApiError(404, f"the original of image {sha256} is not stored")
     if not _slots.acquire(timeout=SLOT_WAIT_SECONDS):
-        raise ApiError(503, "too many transforms in progress; retry shortly", headers={"Retry-After": "5"})
+        raise ApiError(503, "too many transforms in progress; retry shortly", headers={"Retry-After": RETRY_AFTER_SECONDS})
     try:
         image = transforms.open_image(data, services.settings.max_image_pixels)
         return transforms.transform(image, operation)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from imagescan.analyzers import EngineUnavailable, load_plate_recognizer
-from imagescan.analyzers.plates import grammar
+from imagescan.analyzers.plates import grammar, rapid
 from imagescan.analyzers.plates.reading import BLANK, OTHER, PLATE_CHARS, alternatives, decode, text_of
 from imagescan.platetext import normalize_plate
 
@@ -88,6 +88,77 @@ def test_grey_and_alpha_images_are_accepted(recognizer):
 def test_unknown_region_is_refused():
     with pytest.raises(ValueError, match="region"):
         load_plate_recognizer("rapidocr", region="mars")
+
+
+def test_unknown_detector_is_refused():
+    with pytest.raises(ValueError, match="detector"):
+        load_plate_recognizer("rapidocr", detector="huge")
+
+
+def test_mobile_detector_without_its_wheel_is_unavailable(monkeypatch):
+    real_find_spec = rapid.importlib.util.find_spec
+    monkeypatch.setattr(
+        rapid.importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == rapid.MOBILE_DETECTOR_PACKAGE else real_find_spec(name, *args),
+    )
+    with pytest.raises(EngineUnavailable, match=rapid.MOBILE_DETECTOR_PACKAGE):
+        load_plate_recognizer("rapidocr", detector="mobile")
+    # "auto" falls back to rapidocr's own detector instead.
+    assert rapid.detector_model_path("auto") is None
+    assert rapid.detector_model_path("small") is None
+
+
+@pytest.mark.skipif(
+    rapid.importlib.util.find_spec(rapid.MOBILE_DETECTOR_PACKAGE) is None,
+    reason="the mobile detector's wheel is not installed",
+)
+def test_auto_takes_the_mobile_detector_when_installed():
+    path = rapid.detector_model_path("auto")
+    assert path is not None and path.name == "ch_PP-OCRv4_det_infer.onnx" and path.is_file()
+
+
+@needs_photos
+def test_whole_image_pass_reads_the_same_plate(recognizer):
+    """window_pass=False scans the whole image at full resolution: the slow reference."""
+    image, _, plate = labelled("us/car14.jpg")
+    whole = load_plate_recognizer("rapidocr", window_pass=False, quick_det_side=0)
+    assert whole.recognize(image)[0].plate == plate == recognizer.recognize(image)[0].plate
+
+
+# -- windows for the sharp detector pass ------------------------------------------------------
+
+
+def test_text_windows_surround_faint_text_in_image_pixels():
+    text_map = np.zeros((360, 640), dtype=np.float32)  # the quick pass saw a 1280x720 image at half size
+    text_map[200:206, 300:330] = 0.05  # faint: below the detector's own threshold
+    windows = rapid._text_windows(text_map, (720, 1280, 3))
+    assert len(windows) == 1
+    x, y, w, h = windows[0]
+    assert x <= 600 and y <= 400 and x + w >= 660 and y + h >= 412  # the blob, at full size
+    assert w >= rapid.WINDOW_MIN_SIDE and h >= rapid.WINDOW_MIN_SIDE
+    assert 0 <= x and 0 <= y and x + w <= 1280 and y + h <= 720
+
+
+def test_a_window_reaching_past_the_border_is_detected_in(recognizer):
+    bgr = np.full((720, 1280, 3), 128, dtype=np.uint8)
+    assert recognizer._detect_in(bgr, (1200, 650, 100, 90), 1.0) == []
+
+
+def test_overlapping_windows_merge_and_an_empty_map_has_none():
+    text_map = np.zeros((360, 640), dtype=np.float32)
+    text_map[100:104, 100:120] = 0.5
+    text_map[100:104, 130:150] = 0.5  # next to the first: one window
+    text_map[300:304, 550:570] = 0.5  # far away: a second one
+    assert len(rapid._text_windows(text_map, (720, 1280, 3))) == 2
+    assert rapid._text_windows(np.zeros((360, 640), dtype=np.float32), (720, 1280, 3)) == []
+
+
+def test_text_everywhere_means_scanning_the_whole_image():
+    text_map = np.zeros((360, 640), dtype=np.float32)
+    text_map[::40, ::40] = 0.5  # scattered text all over the picture
+    assert rapid._text_windows(text_map, (720, 1280, 3)) is None
+    assert rapid._text_windows(None, (720, 1280, 3)) is None
 
 
 # -- OpenALPR: optional, cleanly unavailable -------------------------------------------------

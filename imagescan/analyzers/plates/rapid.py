@@ -8,8 +8,10 @@ readings are folded onto the plate alphabet, ranked with the region grammars
 The detector dominates the cost and grows with the pixels it sees. It first runs
 on the image scaled to `quick_det_side` (enough for near, large plates); only when
 that pass finds no plate it is sure of does it run again at up to `det_max_side`
-and `det_max_pixels`, which small, far plates need. The recogniser always reads
-full-resolution crops.
+and `det_max_pixels`, which small, far plates need, and then only on windows
+around the faint text the first pass saw (the whole image as a last resort). The
+recogniser always reads full-resolution crops. The detector model is the PP-OCRv4
+mobile one when its wheel is installed (see `detector_model_path`).
 
 Measured with bench/plates.py (see its docstring for the figures' meaning).
 """
@@ -45,6 +47,7 @@ CROP_MARGINS = (0.15, 0.35, 0.05)
 CROP_ACROSS = 0.1
 REC_HEIGHT = 48  # input height of the PP-OCR recogniser
 MAX_REC_WIDTH = 480  # a plate line is short; wider lines are not plates
+REC_BATCH = 6  # crops read together (of similar width, see _read)
 # Prior of a reading that fits no template of the region (US vanity plates exist).
 OFF_GRAMMAR_PRIOR = 0.3
 # A plate-shaped reading without a digit that fits no template is usually a word.
@@ -61,9 +64,12 @@ class RapidOcrPlateRecognizer:
       threads: onnxruntime intra-op threads (1: one worker uses one core).
       det_max_side: longest side, in pixels, the text detector sees (speed/recall trade-off).
       det_max_pixels: and at most this many pixels (the detector's cost grows with them).
-      quick_det_side: first pass with the detector at this longest side; the full
+      quick_det_side: first pass with the detector at this longest side; the sharp
         pass (det_max_side) runs only when the first found no plate of at least
         quick_pass_confidence. 0 disables the quick pass.
+      window_pass: the sharp pass scans only windows around what the quick pass saw
+        as text (see _text_windows), and the whole image only when that still finds
+        no plate of at least full_pass_below. False: always the whole image.
       det_max_upscale: images smaller than det_max_side are enlarged for the detector
         by at most this factor (1.0: never enlarged).
       max_regions: at most this many plate-shaped text lines are read per image.
@@ -91,9 +97,11 @@ class RapidOcrPlateRecognizer:
         readings: int = 3,
         det_max_upscale: float = 1.0,
         det_max_pixels: int = 1280 * 736,
-        quick_det_side: int = 640,
+        quick_det_side: int = 800,
         quick_pass_confidence: float = 0.9,
         detector: str = "auto",
+        window_pass: bool = True,
+        full_pass_below: float = 0.35,
     ) -> None:
         region = (region or "auto").lower()
         if region not in grammar.REGIONS:
@@ -109,6 +117,8 @@ class RapidOcrPlateRecognizer:
         self.quick_det_side = int(quick_det_side)
         self.quick_pass_confidence = float(quick_pass_confidence)
         self.readings = max(1, min(len(CROP_MARGINS), int(readings)))
+        self.window_pass = bool(window_pass)
+        self.full_pass_below = float(full_pass_below)
         self._detector, self._recognizer = _load_models(int(threads), detector)
         self._fold = Folding(list(self._recognizer.postprocess_op.character))
 
@@ -126,15 +136,31 @@ class RapidOcrPlateRecognizer:
     # -- pipeline -----------------------------------------------------------------
 
     def _recognize(self, bgr: np.ndarray) -> list[PlateRead]:
-        """A quick pass with the detector on a small image; a full pass only when it
-        found no plate it is sure of (small, far plates need the full resolution)."""
+        """A quick pass with the detector on a small image; a sharper pass only when
+        it found no plate it is sure of (small, far plates need the full resolution).
+
+        The sharper pass looks only at windows around what the quick pass saw as
+        text, however faint; the whole image only when those windows cover most of it.
+        """
         full_scale = self._det_scale(bgr.shape, self.det_max_side)
         quick_scale = self._det_scale(bgr.shape, self.quick_det_side) if self.quick_det_side else full_scale
-        reads = self._reads_at(bgr, quick_scale)
+        quads, text_map = self._detect(bgr, quick_scale)
+        reads = self._reads_of(bgr, self._plate_lines(quads))
         sure = reads and reads[0].confidence >= self.quick_pass_confidence
         if quick_scale < 0.9 * full_scale and not sure:
-            # The full pass sees everything the quick one did, only sharper.
-            reads = self._reads_at(bgr, full_scale)
+            windows = _text_windows(text_map, bgr.shape) if self.window_pass else None
+            if windows is None:
+                # The full pass sees everything the quick one did, only sharper.
+                reads = self._reads_of(bgr, self._plate_lines(self._detect(bgr, full_scale)[0]))
+            else:
+                # A window lacks context and the detector sometimes misses a line
+                # there that it found in the whole image: keep the quick reads too.
+                quads = [quad for window in windows for quad in self._detect_in(bgr, window, full_scale)]
+                reads = self._select(reads + self._reads_of(bgr, self._plate_lines(quads)))
+                if not reads or reads[0].confidence < self.full_pass_below:
+                    # Still nothing likely: a plate too faint for the quick pass's map.
+                    full = self._reads_of(bgr, self._plate_lines(self._detect(bgr, full_scale)[0]))
+                    reads = self._select(reads + full)
         return reads
 
     def _det_scale(self, shape: tuple[int, ...], max_side: int) -> float:
@@ -145,8 +171,7 @@ class RapidOcrPlateRecognizer:
             self.det_max_upscale,
         )
 
-    def _reads_at(self, bgr: np.ndarray, scale: float) -> list[PlateRead]:
-        quads = self._text_lines(bgr, scale)
+    def _reads_of(self, bgr: np.ndarray, quads: list[np.ndarray]) -> list[PlateRead]:
         if not quads:
             return []
         margins = CROP_MARGINS[: self.readings]
@@ -160,8 +185,8 @@ class RapidOcrPlateRecognizer:
                 reads.append(_plate_read(candidates, _plate_box(quad, bgr.shape)))
         return self._select(reads)
 
-    def _text_lines(self, bgr: np.ndarray, scale: float) -> list[np.ndarray]:
-        """The plate-shaped text lines to read, most plate-like first."""
+    def _detect(self, bgr: np.ndarray, scale: float) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """Text lines (quads in `bgr` pixels) and the detector's text probability map."""
         seen = (
             bgr
             if abs(scale - 1.0) < 0.01
@@ -169,24 +194,57 @@ class RapidOcrPlateRecognizer:
                 bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
             )
         )
-        detected = self._detector(seen)
-        if detected.boxes is None:
-            return []
-        quads = [
-            np.asarray(quad, dtype=np.float32) * np.float32(bgr.shape[1] / seen.shape[1])
-            for quad in detected.boxes
-        ]
+        batch = self._detector.get_preprocess()(seen)
+        if batch is None:
+            return [], None
+        prediction = self._detector.session(batch)
+        boxes, _ = self._detector.postprocess_op(prediction, seen.shape[:2])
+        to_bgr = np.float32(bgr.shape[1] / seen.shape[1])
+        quads = [np.asarray(quad, dtype=np.float32) * to_bgr for quad in boxes]
+        return quads, prediction[0, 0]
+
+    def _detect_in(
+        self, bgr: np.ndarray, window: tuple[int, int, int, int], scale: float
+    ) -> list[np.ndarray]:
+        x, y, w, h = window
+        crop = bgr[y : y + h, x : x + w]
+        h, w = crop.shape[:2]
+        # Padded, not stretched, to the multiple of 32 the detector's input needs.
+        step = math.ceil(32 / scale)
+        padded = np.zeros((math.ceil(h / step) * step, math.ceil(w / step) * step, 3), np.uint8)
+        padded[:h, :w] = crop
+        quads, _ = self._detect(padded, scale)
+        return [quad + np.float32([x, y]) for quad in quads]
+
+    def _plate_lines(self, quads: list[np.ndarray]) -> list[np.ndarray]:
+        """The plate-shaped text lines to read, most plate-like first."""
         lines = [quad for quad in quads + _joined_neighbours(quads) if _plate_shaped_line(quad)]
         # Plate lines are short and compact; keep the most plate-like ones.
         lines.sort(key=_line_shape_penalty)
         return lines[: self.max_regions]
 
     def _read(self, crops: list[np.ndarray]) -> list[np.ndarray]:
-        """Folded per-frame probabilities (frames, 38) for each crop."""
+        """Folded per-frame probabilities (frames, 38) for each crop.
+
+        The recogniser's cost grows with the batch's width, and every crop of a
+        batch is padded to the widest one: crops of similar width are read together.
+        """
         widths = [
             min(MAX_REC_WIDTH, max(REC_HEIGHT, math.ceil(REC_HEIGHT * c.shape[1] / c.shape[0])))
             for c in crops
         ]
+        order = sorted(range(len(crops)), key=widths.__getitem__)
+        results: list[np.ndarray | None] = [None] * len(crops)
+        for start in range(0, len(order), REC_BATCH):
+            batch_indices = order[start : start + REC_BATCH]
+            batch_results = self._read_batch(
+                [crops[i] for i in batch_indices], [widths[i] for i in batch_indices]
+            )
+            for index, result in zip(batch_indices, batch_results):
+                results[index] = result
+        return results
+
+    def _read_batch(self, crops: list[np.ndarray], widths: list[int]) -> list[np.ndarray]:
         batch = np.zeros((len(crops), 3, REC_HEIGHT, max(widths)), dtype=np.float32)
         for i, (crop, width) in enumerate(zip(crops, widths)):
             resized = cv2.resize(crop, (width, REC_HEIGHT), interpolation=cv2.INTER_CUBIC)
@@ -260,11 +318,11 @@ def _load_models(threads: int, detector: str = "auto"):
         "Global.log_level": "error",
         "EngineConfig.onnxruntime.intra_op_num_threads": max(1, threads),
         "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-        # We scale the image for the detector ourselves (see _text_lines).
+        # We scale the image for the detector ourselves (see _detect).
         "Det.limit_type": "max",
         "Det.limit_side_len": 100_000,
     }
-    mobile_model = _detector_model_path(detector)
+    mobile_model = detector_model_path(detector)
     if mobile_model is not None:
         params["Det.model_path"] = str(mobile_model)
     try:
@@ -284,7 +342,7 @@ MOBILE_DETECTOR_FILE = "models/ch_PP-OCRv4_det_infer.onnx"
 DETECTORS = ("auto", "mobile", "small")
 
 
-def _detector_model_path(detector: str) -> Path | None:
+def detector_model_path(detector: str) -> Path | None:
     """The mobile detector's file, or None for rapidocr's own detector.
 
     "auto" takes the mobile one when its wheel is installed; "mobile" insists on it.
@@ -308,6 +366,61 @@ def _detector_model_path(detector: str) -> Path | None:
         )
     log.info("%s is not installed: using rapidocr's own, slower, text detector", MOBILE_DETECTOR_PACKAGE)
     return None
+
+
+# The sharper detector pass looks at windows around faint text in the quick pass's
+# probability map: map values above WINDOW_TEXT_PROB, each grown by WINDOW_MARGIN
+# times its height (at least WINDOW_MIN_MARGIN pixels) and to at least
+# WINDOW_MIN_SIDE pixels (the detector misses lines in windows without context).
+# When the windows cover more than WINDOW_MAX_SHARE of the image, the whole image
+# is cheaper to scan. Fitted on the tune split of bench/plates.py.
+WINDOW_TEXT_PROB = 0.03
+WINDOW_MARGIN = 2.0
+WINDOW_MIN_MARGIN = 48
+WINDOW_MIN_SIDE = 256
+WINDOW_MAX_SHARE = 0.5
+
+
+def _text_windows(
+    text_map: np.ndarray | None, shape: tuple[int, ...]
+) -> list[tuple[int, int, int, int]] | None:
+    """Windows (x, y, w, h in image pixels) around faint text; None: scan the whole image."""
+    if text_map is None:
+        return None
+    height, width = shape[:2]
+    to_x, to_y = width / text_map.shape[1], height / text_map.shape[0]
+    mask = (text_map > WINDOW_TEXT_PROB).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    rects = []
+    for x, y, w, h, _area in stats[1:count]:
+        x0, x1, y0, y1 = x * to_x, (x + w) * to_x, y * to_y, (y + h) * to_y
+        margin = max(WINDOW_MIN_MARGIN, WINDOW_MARGIN * (y1 - y0))
+        grow_x = max(margin, (WINDOW_MIN_SIDE - (x1 - x0)) / 2)
+        grow_y = max(margin, (WINDOW_MIN_SIDE - (y1 - y0)) / 2)
+        rects.append(
+            [max(0, x0 - grow_x), max(0, y0 - grow_y), min(width, x1 + grow_x), min(height, y1 + grow_y)]
+        )
+    rects = _merged(rects)
+    windows = [(int(x0), int(y0), math.ceil(x1 - x0), math.ceil(y1 - y0)) for x0, y0, x1, y1 in rects]
+    if sum(w * h for _, _, w, h in windows) > WINDOW_MAX_SHARE * width * height:
+        return None
+    return [window for window in windows if min(window[2:]) >= 16]
+
+
+def _merged(rects: list[list[float]]) -> list[list[float]]:
+    """Overlapping rectangles (x0, y0, x1, y1) joined until none overlap."""
+    rects = [list(r) for r in rects]
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(rects)):
+            for j in range(len(rects) - 1, i, -1):
+                a, b = rects[i], rects[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    rects[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del rects[j]
+                    changed = True
+    return rects
 
 
 def _joined_neighbours(quads: list[np.ndarray]) -> list[np.ndarray]:

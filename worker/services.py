@@ -31,14 +31,13 @@ class WorkerServices:
     @classmethod
     def build(cls, settings: Settings) -> WorkerServices:
         client, store, blobs = open_storage(settings)
-        plate_options = {"region": settings.plate_region} if settings.plate_engine != "none" else {}
         face_options = {"max_side": settings.face_max_side} if settings.face_engine == "dlib" else {}
         return cls(
             settings=settings,
             redis=client,
             store=store,
             blobs=blobs,
-            plates=load_plate_recognizer(settings.plate_engine, **plate_options),
+            plates=load_plate_recognizer(settings.plate_engine, region=settings.plate_region),
             faces=load_face_recognizer(settings.face_engine, **face_options),
             face_index=FaceIndex(client, settings.face_tolerance),
         )

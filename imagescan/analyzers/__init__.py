@@ -61,6 +61,8 @@ class FaceFound:
 
 
 class PlateRecognizer(Protocol):
+    """Constructed with keyword options; every plate engine takes `region` (auto, us, eu, br)."""
+
     name: str
 
     def recognize(self, image: Image.Image) -> list[PlateRead]:
@@ -80,6 +82,9 @@ class EngineUnavailable(RuntimeError):
 
 class NoPlates:
     name = "none"
+
+    def __init__(self, region: str = "auto"):  # every plate engine takes the region hint
+        self.region = region
 
     def recognize(self, image: Image.Image) -> list[PlateRead]:
         return []

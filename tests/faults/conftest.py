@@ -135,6 +135,24 @@ def wait_all_done(client, digests, timeout: float = 60) -> dict[str, dict]:
     }
 
 
+def assert_none_lost(record_property, name: str, client, digests, timeout: float = 60) -> dict[str, dict]:
+    """Wait for every accepted upload, report `accepted/processed/lost`, fail unless all are done.
+
+    Returns digest -> final document; one that never finished counts as lost."""
+    digests = list(dict.fromkeys(digests))
+    deadline = time.monotonic() + timeout
+    documents = {}
+    for digest in digests:
+        try:
+            documents[digest] = wait_for_status(client, digest, timeout=max(1.0, deadline - time.monotonic()))
+        except AssertionError:
+            documents[digest] = {"status": "not finished"}
+    processed = sum(document["status"] == "done" for document in documents.values())
+    figure = report_figures(record_property, name, len(digests), processed, len(digests) - processed)
+    assert processed == len(digests), figure
+    return documents
+
+
 def upload(client, data: bytes, name: str = "photo.jpg", **headers) -> str:
     """The image's SHA-224 (the /scan answer); fails unless the upload was accepted."""
     response = client.post(f"/scan/image/{name}", data=data, headers=headers)

@@ -32,6 +32,9 @@ def plate_of(pixels_digest: str) -> str:
 class FaultPlates:
     name = "fault"
 
+    def __init__(self, region: str = "auto"):  # every plate engine takes the region hint
+        self.region = region
+
     def recognize(self, image) -> list[PlateRead]:
         digest = hashlib.sha256(image.tobytes()).hexdigest()
         _record("analyses", f"{digest} {os.getpid()}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.conftest import refused_while_down, report_figures, upload, wait_all_done
+from tests.faults.conftest import assert_none_lost, refused_while_down, upload
 from tests.imagefactory import jpeg
 
 pytestmark = pytest.mark.faults
@@ -23,7 +23,4 @@ def test_upload_to_a_blocked_broker_is_refused_in_bounded_time(stack, record_pro
         stack.rabbit.ctl("set_vm_memory_high_watermark", "0.4")
     accepted.append(upload(client, jpeg(seed=91), "during-alarm.jpg"))  # the client's retry
     stack.start_worker()
-    documents = wait_all_done(client, accepted)
-    processed = sum(d["status"] == "done" for d in documents.values())
-    figure = report_figures(record_property, "broker alarm", len(accepted), processed, len(accepted) - processed)
-    assert processed == len(accepted), figure
+    assert_none_lost(record_property, "broker alarm", client, accepted)

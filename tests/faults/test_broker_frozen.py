@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.faults.conftest import refused_while_down, report_figures, upload, wait_all_done
+from tests.faults.conftest import assert_none_lost, refused_while_down, upload
 from tests.imagefactory import jpeg
 
 pytestmark = pytest.mark.faults
@@ -35,7 +35,4 @@ def test_upload_to_a_frozen_broker_is_refused_in_bounded_time(stack, record_prop
         os.killpg(stack.rabbit.process.pid, signal.SIGCONT)
     accepted.append(upload(client, jpeg(seed=97), "frozen.jpg"))  # the client's retry
     stack.start_worker()
-    documents = wait_all_done(client, accepted)
-    processed = sum(d["status"] == "done" for d in documents.values())
-    figure = report_figures(record_property, "frozen broker", len(accepted), processed, len(accepted) - processed)
-    assert processed == len(accepted), figure
+    assert_none_lost(record_property, "frozen broker", client, accepted)

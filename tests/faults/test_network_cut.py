@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.faults.conftest import refused_while_down, report_figures, upload, wait_all_done
+from tests.faults.conftest import assert_none_lost, refused_while_down, upload
 from tests.imagefactory import jpeg
 
 pytestmark = [pytest.mark.faults, pytest.mark.netns]
@@ -58,7 +58,4 @@ def test_publish_to_a_silently_cut_broker_fails_fast_and_recovers(stack, drop_po
     drop_port.restore()
     accepted.append(upload(client, jpeg(seed=82), "after-cut.jpg"))
     stack.start_worker()
-    documents = wait_all_done(client, accepted)
-    processed = sum(d["status"] == "done" for d in documents.values())
-    figure = report_figures(record_property, "network cut", len(accepted), processed, len(accepted) - processed)
-    assert processed == len(accepted), figure
+    assert_none_lost(record_property, "network cut", client, accepted)

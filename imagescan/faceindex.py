@@ -313,9 +313,9 @@ def matches_by_face(redis, sha256: str, tolerance: float = DEFAULT_TOLERANCE) ->
     only their few encodings are compared with this image's, face by face.
     """
     faces = faces_for(redis, sha256) or []
-    others = [other for other, _ in matches_for(redis, sha256)]
     if not faces:
         return []
+    others = [other for other, _ in matches_for(redis, sha256)]
     other_faces = {other: faces_for(redis, other) or [] for other in others}
     ids = [face["id"] for face in faces] + [f["id"] for listed in other_faces.values() for f in listed]
     encodings = dict(zip(ids, (encoding_from_bytes(raw) if raw else None

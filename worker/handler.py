@@ -16,7 +16,6 @@ import time
 import redis
 
 from imagescan import imaging, topology
-from imagescan.analyzers import Box
 
 from . import jobs
 from .pipeline import OriginalMissing, analyze
@@ -94,7 +93,7 @@ def index_faces(services: WorkerServices, sha256: str, faces) -> list[dict]:
     if not faces:
         return []
     services.face_index.add_image_faces(sha256, faces)
-    return [{"box": face.box.to_dict() if isinstance(face.box, Box) else face.box} for face in faces]
+    return [{"box": face.box.to_dict()} for face in faces]
 
 
 def handle_dead(services: WorkerServices, message: dict) -> None:

@@ -19,7 +19,7 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from imagescan import metrics, topology
-from imagescan.broker import BROKER_ERRORS, BrokerUnavailable, connect
+from imagescan.broker import BROKER_ERRORS, BrokerUnavailable, close_quietly, connect
 
 from .services import EXTENSION
 
@@ -165,10 +165,6 @@ def _queue_depths(settings) -> dict[str, int]:
     except BROKER_ERRORS:
         return {}
     finally:
-        if connection.is_open:
-            try:
-                connection.close()
-            except BROKER_ERRORS:
-                pass
+        close_quietly(connection)
     return depths
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Deploy the whole imagescan stack.
-#   ./deploy-all.sh local [up|down|status]   everything on this machine, as private processes
+#   ./deploy-all.sh local [up [--with-prometheus]|down|status]   everything on this machine, as processes
 #   ./deploy-all.sh k8s [--dry-run] [...]    build, push and deploy to Kubernetes (--help for flags)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -162,3 +162,12 @@ class Publisher:
                 connection.close()
             except BROKER_ERRORS:
                 pass
+
+
+def close_quietly(connection) -> None:
+    """Close a connection that may already be broken: an error then only says it is gone."""
+    if connection is not None and connection.is_open:
+        try:
+            connection.close()
+        except BROKER_ERRORS:
+            pass

@@ -89,6 +89,8 @@ class Settings:
     worker_max_rss_mb: int = 0  # recycle the worker process above this resident size (0: never)
     network_timeout: float = 5.0  # seconds for connecting to Redis and RabbitMQ
     proxy_hops: int = 0  # trusted proxies in front of the REST (X-Forwarded-For hops to believe)
+    metrics_port: int = 0  # worker and logs serve /metrics on this port (0: not served)
+    metrics_dir: str = ""  # multiprocess metric files (empty: a fresh temporary directory)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -128,6 +130,8 @@ class Settings:
             worker_max_rss_mb=_int(env, "WORKER_MAX_RSS_MB", 0),
             network_timeout=_float(env, "NETWORK_TIMEOUT", 5.0),
             proxy_hops=_int(env, "PROXY_HOPS", 0),
+            metrics_port=_int(env, "METRICS_PORT", 0),
+            metrics_dir=_str(env, "METRICS_DIR", ""),
         )
         settings.validate()
         return settings

@@ -10,12 +10,15 @@ import signal
 import sys
 import time
 
-from imagescan import topology
+from imagescan import metrics, topology
 from imagescan.broker import BROKER_ERRORS, connect
 from imagescan.config import Settings
 
+from .metrics import count_message
+
 
 def print_message(channel, method, properties, body: bytes) -> None:
+    count_message(method.routing_key)
     print(method.routing_key, body.decode("utf-8", "replace"), file=sys.stderr, flush=True)
 
 
@@ -39,6 +42,8 @@ def main() -> int:
     settings = Settings.from_env()
     logging.basicConfig(level=logging.WARNING)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if settings.metrics_port:  # one process: its own registry is the whole story
+        metrics.serve(settings.metrics_port, metrics.scrape_registry(), "logs")
     backoff = 0.5
     while True:
         try:

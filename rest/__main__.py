@@ -7,6 +7,7 @@ import sys
 
 from gunicorn.app.base import BaseApplication
 
+from imagescan import metrics
 from imagescan.config import Settings
 from imagescan.logbus import configure_logging
 
@@ -43,7 +44,13 @@ def _post_worker_init(worker):
 def main() -> int:
     settings = Settings.from_env()
     configure_logging(settings, "rest", to_broker=False)
-    RestServer(settings).run()
+    # Before any worker process is forked: they all count into this directory.
+    metrics_dir, master = metrics.enable_multiprocess(settings.metrics_dir, "rest"), os.getpid()
+    try:
+        RestServer(settings).run()
+    finally:
+        if os.getpid() == master and not settings.metrics_dir:  # worker processes leave through here too
+            metrics.remove_directory(metrics_dir)
     return 0
 
 

@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from imagescan.config import Settings
 
+from . import metrics as rest_metrics
 from . import services as services_module
 from .api import BLUEPRINTS
 from .errors import register_error_handlers
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, services: services_module.Servi
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     _log_every_call(app)
+    rest_metrics.instrument(app)
     return app
 
 

@@ -10,6 +10,8 @@ from werkzeug.exceptions import HTTPException
 
 from imagescan.broker import BrokerUnavailable
 
+from .metrics import count_dependency_error
+
 log = logging.getLogger(__name__)
 
 
@@ -43,6 +45,8 @@ def error_response(status: int, message: str, headers: dict | None = None, **fie
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError):
+        if error.status == 503:
+            count_dependency_error(error)
         return error_response(error.status, error.message, error.headers, **error.fields)
 
     @app.errorhandler(HTTPException)
@@ -58,6 +62,7 @@ def register_error_handlers(app: Flask) -> None:
         # Redis or RabbitMQ away (restarting, unreachable): a retryable 503 on any route,
         # not a 500; routes need not each catch it.
         log.warning("dependency unavailable: %r", error)
+        count_dependency_error(error)
         return _api_error(unavailable("a backing service"))
 
     @app.errorhandler(Exception)

@@ -20,6 +20,7 @@ from imagescan.digests import Digests
 from imagescan.store import DONE
 
 from .errors import ApiError, unavailable
+from .metrics import marks_upload, upload_accepted
 from .services import current
 
 log = logging.getLogger("imagescan.rest.ingest")
@@ -44,6 +45,7 @@ def _refuse_cut_chunked_body() -> None:
         request.stream.read(1)
 
 
+@marks_upload
 def validate_image(data: bytes) -> imaging.ImageInfo:
     try:
         return imaging.inspect(data, current().settings.max_image_pixels)
@@ -51,6 +53,7 @@ def validate_image(data: bytes) -> imaging.ImageInfo:
         raise ApiError(rejected.status, rejected.reason) from None
 
 
+@marks_upload
 def accept_image(data: bytes, name: str | None, *, info: imaging.ImageInfo | None = None) -> Digests:
     """`info`: what validate_image said of these bytes, when the caller already checked them."""
     services = current()
@@ -75,6 +78,7 @@ def accept_image(data: bytes, name: str | None, *, info: imaging.ImageInfo | Non
         except BrokerUnavailable as exc:
             log.warning("broker unavailable: %s", exc, extra={"request_id": request_id})
             raise unavailable("the work queue") from exc
+    upload_accepted(created)
     log.info(
         "accepted %s image %s", info.format, digests.sha256,
         extra={"request_id": request_id, "sha256": digests.sha256, "md5": digests.md5,

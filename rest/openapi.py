@@ -243,6 +243,11 @@ def _images_paths() -> dict:
             "responses": {"200": _json({"type": "object"}, "Ready"),
                           "503": _json({"type": "object"}, "A dependency is unreachable")},
         }},
+        "/metrics": {"get": {
+            "tags": ["operations"], "summary": "Prometheus metrics (text exposition format)",
+            "responses": {"200": {"description": "Metrics",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}}},
+        }},
     }
 
 

@@ -33,6 +33,8 @@ Options (environment variable in brackets):
   --autoscale MODE    none | cpu | keda [IMAGESCAN_AUTOSCALE]; default none
                         cpu:  HPA on CPU for rest and worker (needs metrics-server)
                         keda: HPA on CPU for rest, KEDA on queue depth for worker
+  --monitoring        add ServiceMonitor/PodMonitor, alerts and the Grafana dashboard
+                        (needs the Prometheus Operator's CRDs) [IMAGESCAN_MONITORING=1]
   --secrets-env FILE  KEY=VALUE file with the real secrets [IMAGESCAN_SECRETS_ENV];
                         default k8s/secrets.env (git-ignored; see k8s/secrets.env.example)
   --platform P        build for this platform, e.g. linux/amd64 [IMAGESCAN_PLATFORM]
@@ -66,6 +68,7 @@ parse_args() {
     CONTEXT=${KUBE_CONTEXT:-}
     ENDPOINT=${IMAGESCAN_ENDPOINT:-loadbalancer}
     AUTOSCALE=${IMAGESCAN_AUTOSCALE:-none}
+    MONITORING=${IMAGESCAN_MONITORING:-0}
     SECRETS_ENV=${IMAGESCAN_SECRETS_ENV:-$REPO_ROOT/k8s/secrets.env}
     PLATFORM=${IMAGESCAN_PLATFORM:-}
     TIMEOUT=${IMAGESCAN_TIMEOUT:-10m}
@@ -89,6 +92,7 @@ parse_args() {
             --endpoint-wait) ENDPOINT_WAIT=$(value_of "$@"); shift ;;
             --only) ONLY=$(value_of "$@"); shift ;;
             --skip-build) SKIP_BUILD=1 ;;
+            --monitoring) MONITORING=1 ;;
             --render) MODE=render ;;
             --dry-run) MODE=dry-run ;;
             *) die "unknown option '$1' (see --help)" ;;
@@ -230,6 +234,7 @@ components() {
         cpu) echo rest-hpa; echo worker-hpa ;;
         keda) echo rest-hpa; echo worker-keda ;;
     esac
+    [[ $MONITORING == 1 ]] && echo monitoring
     return 0
 }
 
@@ -315,6 +320,10 @@ check_cluster_prerequisites() {
     if [[ $AUTOSCALE == keda ]]; then
         exists crd scaledobjects.keda.sh ||
             die "KEDA is not installed in the cluster (no CRD scaledobjects.keda.sh): install KEDA or use --autoscale cpu"
+    fi
+    if [[ $MONITORING == 1 ]]; then
+        exists crd servicemonitors.monitoring.coreos.com ||
+            die "the Prometheus Operator is not installed (no CRD servicemonitors.monitoring.coreos.com): install it or drop --monitoring"
     fi
     if [[ $ONLY == rest ]] && ! exists statefulset redis rabbitmq; then
         note "warning: Redis/RabbitMQ not found in namespace $NAMESPACE; rest stays unready until './deploy-all.sh k8s' deploys them"

@@ -2,6 +2,7 @@
 # The whole stack on one machine: private Redis and RabbitMQ (their data under .local/),
 # the REST service on $PORT, $WORKERS workers and the logs service, all in the background.
 #   deploy-local.sh [up]     install what is missing, start what is not running, wait for /readyz
+#   deploy-local.sh up --with-prometheus   also run Debian's prometheus scraping every service
 #   deploy-local.sh down     stop everything it started
 #   deploy-local.sh status   what is running
 # Settings come from the environment (see the README's configuration table) and reach
@@ -17,6 +18,9 @@ export REDIS_PORT="${REDIS_PORT:-6390}"
 export RABBITMQ_HOST=127.0.0.1
 export RABBITMQ_PORT="${RABBITMQ_PORT:-5690}"
 WORKERS="${WORKERS:-2}"
+LOGS_METRICS_PORT="${LOGS_METRICS_PORT:-9100}"
+WORKER_METRICS_PORT="${WORKER_METRICS_PORT:-9101}"  # worker i serves WORKER_METRICS_PORT + i - 1
+PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
 RABBITMQ_DIST_PORT="${RABBITMQ_DIST_PORT:-25690}"
 EPMD_PORT="${EPMD_PORT:-4390}"
 RABBITMQ_NODE="imagescan-$RABBITMQ_PORT@localhost"
@@ -110,18 +114,51 @@ wait_ready() {
   die "the REST service is not ready at $url; see $state/rest.log"
 }
 
+metrics_targets() {  # metrics_targets: "job host:port" per service serving /metrics
+  echo "rest 127.0.0.1:$PORT"
+  for i in $(seq "$WORKERS"); do echo "worker 127.0.0.1:$((WORKER_METRICS_PORT + i - 1))"; done
+  echo "logs 127.0.0.1:$LOGS_METRICS_PORT"
+}
+
+start_prometheus() {  # Debian's prometheus scraping every service, with the stack's alert rules
+  local dir="$state/prometheus"
+  mkdir -p "$dir"
+  # shellcheck disable=SC2046  # one argument per "job=host:port"
+  "$venv/bin/python" - "$root/k8s/components/monitoring/prometheus-rules.yaml" "$dir" \
+    $(metrics_targets | tr ' ' '=') <<'PY'
+import sys, yaml
+rules, out, *targets = sys.argv[1:]
+with open(f"{out}/alerts.yml", "w") as alerts:
+    yaml.safe_dump(yaml.safe_load(open(rules))["spec"], alerts)
+jobs = {}
+for item in targets:
+    job, target = item.split("=", 1)
+    jobs.setdefault(job, []).append(target)
+config = {"global": {"scrape_interval": "15s", "evaluation_interval": "15s"}, "rule_files": ["alerts.yml"],
+          "scrape_configs": [{"job_name": job, "static_configs": [{"targets": found}]} for job, found in jobs.items()]}
+with open(f"{out}/prometheus.yml", "w") as output:
+    yaml.safe_dump(config, output)
+PY
+  start_service prometheus prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT"
+}
+
 up() {
   mkdir -p "$state"
   install
   start_redis
   start_rabbitmq
-  start_service logs "$venv/bin/python" -m logs
+  METRICS_PORT="$LOGS_METRICS_PORT" start_service logs "$venv/bin/python" -m logs
   start_service rest "$venv/bin/python" -m rest
   for i in $(seq "$WORKERS"); do
-    WORKER_HEALTH_FILE="$state/worker-$i.alive" start_service "worker-$i" "$venv/bin/python" -m worker
+    WORKER_HEALTH_FILE="$state/worker-$i.alive" METRICS_PORT="$((WORKER_METRICS_PORT + i - 1))" \
+      start_service "worker-$i" "$venv/bin/python" -m worker
   done
+  if [ "$with_prometheus" = 1 ]; then start_prometheus; fi
   wait_ready
   say "ready: http://localhost:$PORT  (try: ./rest-client.py upload some.jpg; logs: tail -f $state/logs.log)"
+  say "metrics: $(metrics_targets | awk '{printf "%s%s http://%s/metrics", sep, $1, $2; sep = ", "}')"
+  if [ "$with_prometheus" = 1 ]; then say "prometheus: http://localhost:$PROMETHEUS_PORT (alerts: /alerts)"; fi
 }
 
 stop_pidfile() {  # stop_pidfile NAME: TERM, wait up to 30 s, then KILL
@@ -138,6 +175,7 @@ stop_pidfile() {  # stop_pidfile NAME: TERM, wait up to 30 s, then KILL
 down() {
   mkdir -p "$state"
   for file in "$state"/worker-*.pid; do [ -e "$file" ] && stop_pidfile "$(basename "$file" .pid)"; done
+  stop_pidfile prometheus
   stop_pidfile rest
   stop_pidfile logs
   if alive "$state/rabbitmq.pid"; then
@@ -163,9 +201,13 @@ status() {
   done
 }
 
-case "${1:-up}" in
-  up) up ;;
-  down) down ;;
-  status) status ;;
-  *) die "usage: deploy-all.sh local [up|down|status]" ;;
-esac
+action=up
+with_prometheus=0
+for arg in "$@"; do
+  case "$arg" in
+    up | down | status) action="$arg" ;;
+    --with-prometheus) with_prometheus=1 ;;
+    *) die "usage: deploy-all.sh local [up [--with-prometheus]|down|status]" ;;
+  esac
+done
+"$action"

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 
+from imagescan import metrics
 from imagescan.config import Settings
 from imagescan.logbus import configure_logging
 
@@ -23,16 +24,19 @@ HEALTH_MAX_AGE_SECONDS = 30
 log = logging.getLogger("imagescan.worker")
 
 
-def check(settings: Settings) -> int:
+def health_problem(settings: Settings) -> str | None:
     try:
         age = time.time() - os.stat(settings.worker_health_file).st_mtime
     except OSError:
-        print("worker is not connected to its broker", file=sys.stderr)
-        return 1
-    if age > HEALTH_MAX_AGE_SECONDS:
-        print(f"worker health file is {age:.0f}s old", file=sys.stderr)
-        return 1
-    return 0
+        return "worker is not connected to its broker"
+    return f"worker health file is {age:.0f}s old" if age > HEALTH_MAX_AGE_SECONDS else None
+
+
+def check(settings: Settings) -> int:
+    problem = health_problem(settings)
+    if problem:
+        print(problem, file=sys.stderr)
+    return 1 if problem else 0
 
 
 def run_child(settings: Settings) -> int:
@@ -67,10 +71,15 @@ def supervise(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     restarts = 0
+    exporter = _start_exporter(settings)
     while not stopping:
         started = time.monotonic()
         child = subprocess.Popen([sys.executable, "-m", "worker", "--child"])
+        if exporter:
+            exporter.child_pid = child.pid
         code = child.wait()
+        if exporter:
+            exporter.child_exited(child.pid, code, restarting=not stopping)
         if stopping:
             break
         # Back off only on crashes: a clean exit is a recycle (WORKER_MAX_IMAGES), which under
@@ -79,7 +88,21 @@ def supervise(settings: Settings) -> int:
         restarts = restarts + 1 if crashed_quickly else 0
         log.info("worker process exited with %s; starting a new one", code, extra={"exit_code": code})
         time.sleep(min(0.5 * 2**restarts, 30))  # no tight loop when it cannot start at all
+    if exporter and not settings.metrics_dir:
+        metrics.remove_directory(exporter.directory)
     return 0
+
+
+def _start_exporter(settings: Settings):
+    """Serve METRICS_PORT from the supervisor; every child counts into the same directory."""
+    if not settings.metrics_port:
+        return None
+    directory = metrics.enable_multiprocess(settings.metrics_dir, "worker")
+    from .metrics import SupervisorExporter  # defines metrics: only once multiprocess mode is on
+
+    exporter = SupervisorExporter(directory, is_ready=lambda: health_problem(settings) is None)
+    metrics.serve(settings.metrics_port, exporter.registry, "worker")
+    return exporter
 
 
 def main(argv=None) -> int:

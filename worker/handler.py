@@ -18,6 +18,7 @@ import redis
 from imagescan import imaging, topology
 
 from . import jobs
+from .metrics import IMAGES, counts_attempts, counts_dead_letters
 from .pipeline import OriginalMissing, analyze
 from .services import WorkerServices
 
@@ -42,6 +43,7 @@ def with_redis(operation, should_stop, *, what: str):
             delay = min(delay * 2, 5)
 
 
+@counts_attempts(interrupted_by=Stopping)
 def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -> None:
     if message["kind"] == topology.RENDER:
         with_redis(lambda: jobs.handle_render(services, message), should_stop, what="render")
@@ -51,9 +53,11 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
     previous = with_redis(lambda: services.store.mark_processing(sha256), should_stop, what="status")
     if previous is None:
         log.warning("no record for %s; message dropped", sha256, extra=context)
+        IMAGES.labels("unknown").inc()
         return
     if previous == "done":
         log.debug("already analysed %s", sha256, extra=context)
+        IMAGES.labels("already_done").inc()
         with_redis(lambda: jobs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
         return
     log.debug("analysing %s", sha256, extra=context)
@@ -64,6 +68,7 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
         reason = getattr(rejected, "reason", None) or str(rejected)
         with_redis(lambda: services.store.mark_failed(sha256, reason), should_stop, what="status")
         log.info("image %s failed: %s", sha256, reason, extra={**context, "outcome": "failed"})
+        IMAGES.labels("failed").inc()
         with_redis(lambda: jobs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
         return
     results = outcome["results"]
@@ -78,6 +83,7 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
         ),
         should_stop, what="save analysis",
     )
+    IMAGES.labels("done" if stored else "duplicate").inc()
     log.info(
         "inserted analysis of %s: %d plate(s), %d face(s), geotag %s",
         sha256, len(results["plates"]), len(results["faces"]), "yes" if results["geotag"] else "no",
@@ -96,6 +102,7 @@ def index_faces(services: WorkerServices, sha256: str, faces) -> list[dict]:
     return [{"box": face.box.to_dict()} for face in faces]
 
 
+@counts_dead_letters
 def handle_dead(services: WorkerServices, message: dict) -> None:
     """A message the broker gave up on after MAX_ATTEMPTS deliveries: record why, never lose it silently."""
     attempts = services.settings.max_attempts
@@ -103,6 +110,7 @@ def handle_dead(services: WorkerServices, message: dict) -> None:
         reason = f"the analysis crashed on each of {attempts} attempts; the image was set aside"
         services.store.mark_failed(message["sha256"], reason)
         log.info("dead-lettered image %s", message["sha256"], extra={"sha256": message["sha256"], "outcome": "failed"})
+        IMAGES.labels("dead_letter").inc()
         jobs.render_jobs_for_image(services, message["sha256"])
     elif message.get("kind") == topology.RENDER:
         jobs.fail_job(services, message.get("job_id", ""), f"rendering crashed on each of {attempts} attempts")

@@ -6,6 +6,7 @@ import logging
 
 from imagescan import imaging
 
+from .metrics import timed_step
 from .services import WorkerServices
 
 log = logging.getLogger("imagescan.worker.pipeline")
@@ -20,16 +21,20 @@ def analyze(services: WorkerServices, sha256: str) -> dict:
     data = services.blobs.get(sha256)
     if data is None:
         raise OriginalMissing(f"the original of {sha256} is not in the blob store")
-    decoded = imaging.decode(data, services.settings.max_image_pixels)
-    camera = imaging.read_camera(decoded.exif)
-    plates = services.plates.recognize(decoded.pixels)
-    faces = services.faces.detect(decoded.pixels)
+    with timed_step("decode"):
+        decoded = imaging.decode(data, services.settings.max_image_pixels)
+    with timed_step("exif"):
+        camera, geotag = imaging.read_camera(decoded.exif), imaging.read_gps(decoded.exif)
+    with timed_step("plates"):
+        plates = services.plates.recognize(decoded.pixels)
+    with timed_step("faces"):
+        faces = services.faces.detect(decoded.pixels)
     return {
         "info": decoded.info,
         "camera_label": imaging.camera_label(camera),
         "results": {
             "exif": camera,
-            "geotag": imaging.read_gps(decoded.exif),
+            "geotag": geotag,
             "plates": [plate.to_dict() for plate in plates],
             "faces": faces,  # FaceFound objects; the caller indexes them and stores their boxes
         },

@@ -17,6 +17,8 @@ from imagescan.config import Settings
 from imagescan.faceindex import FaceIndex
 from imagescan.store import ImageStore, open_storage
 
+from .metrics import MeasuredFaceIndex
+
 
 @dataclass
 class WorkerServices:
@@ -39,5 +41,5 @@ class WorkerServices:
             blobs=blobs,
             plates=load_plate_recognizer(settings.plate_engine, region=settings.plate_region),
             faces=load_face_recognizer(settings.face_engine, **face_options),
-            face_index=FaceIndex(client, settings.face_tolerance),
+            face_index=MeasuredFaceIndex(client, settings.face_tolerance),
         )

@@ -1,4 +1,5 @@
-"""`./deploy-all.sh local`: starts the whole stack once, serves uploads, and `down` stops all of it."""
+"""`./deploy-all.sh local`: starts the whole stack once (with --with-prometheus, a Prometheus
+scraping it), serves uploads, tells where the metrics are, and `down` stops all of it."""
 
 import json
 import os
@@ -43,6 +44,8 @@ def stack(tmp_path):
         "PORT": str(free_port()), "REDIS_PORT": str(free_port()), "RABBITMQ_PORT": str(free_port()),
         "RABBITMQ_DIST_PORT": str(free_port()), "EPMD_PORT": str(free_port()),
         "WORKERS": "1", "PLATE_ENGINE": "none", "FACE_ENGINE": "none",
+        "LOGS_METRICS_PORT": str(free_port()), "WORKER_METRICS_PORT": str(free_port()),
+        "PROMETHEUS_PORT": str(free_port()),
     }
 
     def run(*args):
@@ -55,10 +58,13 @@ def stack(tmp_path):
 
 def test_up_serves_uploads_twice_is_a_no_op_and_down_stops_everything(stack):
     run, env, state = stack
-    first = run()
+    first = run("up", "--with-prometheus")
     assert first.returncode == 0, first.stderr + first.stdout
     base = f"http://127.0.0.1:{env['PORT']}"
     assert f"ready: http://localhost:{env['PORT']}" in first.stdout
+    worker_metrics = f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics"
+    assert (f"metrics: rest {base}/metrics, worker {worker_metrics}, "
+            f"logs http://127.0.0.1:{env['LOGS_METRICS_PORT']}/metrics") in first.stdout
 
     request = urllib.request.Request(f"{base}/image/runner.jpg", data=jpeg(seed=41), method="PUT")
     md5 = json.load(urllib.request.urlopen(request, timeout=10))["hash"]
@@ -67,9 +73,23 @@ def test_up_serves_uploads_twice_is_a_no_op_and_down_stops_everything(stack):
         status = json.load(urllib.request.urlopen(f"{base}/images/{md5}", timeout=10))["status"]
         time.sleep(0.2)
     assert status == "done"
+    assert b'imagescan_worker_images_total{outcome="done"} 1.0' in urllib.request.urlopen(worker_metrics).read()
+    prometheus = f"http://127.0.0.1:{env['PROMETHEUS_PORT']}/api/v1/query?query=up"
+
+    def scraped_jobs():
+        try:
+            result = json.load(urllib.request.urlopen(prometheus, timeout=5))["data"]["result"]
+        except OSError:
+            return set()
+        return {r["metric"]["job"] for r in result if r["value"][1] == "1"}
+
+    deadline = time.monotonic() + 90
+    while scraped_jobs() != {"rest", "worker", "logs"} and time.monotonic() < deadline:
+        time.sleep(1)
+    assert scraped_jobs() == {"rest", "worker", "logs"}
 
     pids = {p.name: p.read_text() for p in state.glob("*.pid")}
-    assert {"redis.pid", "rabbitmq.pid", "rest.pid", "logs.pid", "worker-1.pid"} <= set(pids)
+    assert {"redis.pid", "rabbitmq.pid", "rest.pid", "logs.pid", "worker-1.pid", "prometheus.pid"} <= set(pids)
     second = run()
     assert second.returncode == 0
     assert second.stdout.count("already running") == 5
@@ -80,5 +100,5 @@ def test_up_serves_uploads_twice_is_a_no_op_and_down_stops_everything(stack):
     assert down.returncode == 0, down.stderr
     for pid in pids.values():
         assert not running(pid), f"process {pid} still running"
-    for name in ("PORT", "REDIS_PORT", "RABBITMQ_PORT", "EPMD_PORT"):
+    for name in ("PORT", "REDIS_PORT", "RABBITMQ_PORT", "EPMD_PORT", "WORKER_METRICS_PORT", "PROMETHEUS_PORT"):
         assert not port_open(int(env[name])), f"{name} still open"

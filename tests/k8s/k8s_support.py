@@ -21,12 +21,13 @@ VENV_BIN = Path(sys.executable).parent
 KUBERNETES_VERSION = "1.32.0"
 
 # Every component of k8s/components, and the combinations scripts/deploy-k8s.sh builds.
-COMPONENTS = ("ingress", "rest-hpa", "worker-hpa", "worker-keda")
+COMPONENTS = ("ingress", "monitoring", "rest-hpa", "worker-hpa", "worker-keda")
 DEPLOY_VARIANTS = {
     "base": (),
     **{name: (name,) for name in COMPONENTS},
     "ingress+autoscale-cpu": ("ingress", "rest-hpa", "worker-hpa"),
     "ingress+autoscale-keda": ("ingress", "rest-hpa", "worker-keda"),
+    "ingress+autoscale-keda+monitoring": ("ingress", "rest-hpa", "worker-keda", "monitoring"),
 }
 
 
@@ -71,8 +72,9 @@ def run_tool(args: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 # ---- schema validation ---------------------------------------------------------------------
 
-# Custom resources have no schema in kubernetes-validate: they are checked by keda_problems().
-CUSTOM_API_GROUPS = ("keda.sh/",)
+# Custom resources have no schema in kubernetes-validate: they are checked by keda_problems()
+# and monitoring_problems().
+CUSTOM_API_GROUPS = ("keda.sh/", "monitoring.coreos.com/")
 
 
 def is_custom_resource(doc: dict) -> bool:
@@ -92,7 +94,10 @@ def schema_problems(docs: list[dict]) -> list[str]:
     passed = sum(" passed for resource " in line for line in result.stdout.splitlines())
     if result.returncode != 0 or passed != len(builtin):
         problems.append(f"{passed} of {len(builtin)} resources passed (exit {result.returncode})")
-    return problems + keda_problems([doc for doc in docs if is_custom_resource(doc)])
+    custom = [doc for doc in docs if is_custom_resource(doc)]
+    monitoring = [doc for doc in custom if doc["apiVersion"].startswith("monitoring.coreos.com/")]
+    return (problems + keda_problems([doc for doc in custom if doc not in monitoring])
+            + monitoring_problems(monitoring))
 
 
 KEDA_SPEC_KEYS = {
@@ -142,6 +147,58 @@ def keda_problems(docs: list[dict]) -> list[str]:
             for ref in spec.get("secretTargetRef", []):
                 if set(ref) != {"parameter", "name", "key"}:
                     problems.append(f"{where}: secretTargetRef entries need parameter, name, key")
+    return problems
+
+
+# Prometheus Operator resources (monitoring.coreos.com/v1): the fields we may use, checked strictly.
+_ENDPOINT_KEYS = {"port", "path", "scheme", "params", "interval", "scrapeTimeout", "honorLabels",
+                  "honorTimestamps", "relabelings", "metricRelabelings", "tlsConfig", "authorization",
+                  "basicAuth", "bearerTokenSecret", "followRedirects", "enableHttp2", "proxyUrl"}
+MONITORING_SPEC_KEYS = {
+    "ServiceMonitor": {"jobLabel", "targetLabels", "podTargetLabels", "endpoints", "selector",
+                       "namespaceSelector", "sampleLimit", "targetLimit", "labelLimit"},
+    "PodMonitor": {"jobLabel", "podTargetLabels", "podMetricsEndpoints", "selector", "namespaceSelector",
+                   "sampleLimit", "targetLimit", "labelLimit"},
+    "PrometheusRule": {"groups"},
+}
+_GROUP_KEYS = {"name", "interval", "rules", "limit", "partial_response_strategy", "query_offset", "labels"}
+_RULE_KEYS = {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}
+
+
+def monitoring_problems(docs: list[dict]) -> list[str]:
+    """A hand-written strict check of the Prometheus Operator resources we use."""
+    problems = []
+    for doc in docs:
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        if doc["apiVersion"] != "monitoring.coreos.com/v1" or doc["kind"] not in MONITORING_SPEC_KEYS:
+            problems.append(f"{where}: unexpected custom resource {doc['apiVersion']}")
+            continue
+        spec = doc.get("spec", {})
+        unknown = set(spec) - MONITORING_SPEC_KEYS[doc["kind"]]
+        if unknown:
+            problems.append(f"{where}: unknown spec fields {sorted(unknown)}")
+        if doc["kind"] == "PrometheusRule":
+            problems += _rule_group_problems(where, spec.get("groups") or [])
+            continue
+        endpoints = spec.get("endpoints" if doc["kind"] == "ServiceMonitor" else "podMetricsEndpoints") or []
+        if not endpoints or not spec.get("selector"):
+            problems.append(f"{where}: needs a selector and at least one endpoint")
+        for endpoint in endpoints:
+            if set(endpoint) - _ENDPOINT_KEYS:
+                problems.append(f"{where}: unknown endpoint fields {sorted(set(endpoint) - _ENDPOINT_KEYS)}")
+            if not isinstance(endpoint.get("port"), str):
+                problems.append(f"{where}: endpoints name their port")
+    return problems
+
+
+def _rule_group_problems(where: str, groups: list[dict]) -> list[str]:
+    problems = [] if groups else [f"{where}: no rule groups"]
+    for group in groups:
+        if set(group) - _GROUP_KEYS or not group.get("rules"):
+            problems.append(f"{where}: group {group.get('name')!r} has unknown fields or no rules")
+        for rule in group.get("rules", []):
+            if set(rule) - _RULE_KEYS or ("alert" in rule) == ("record" in rule) or not rule.get("expr"):
+                problems.append(f"{where}: rule {rule.get('alert') or rule.get('record')!r} is malformed")
     return problems
 
 
@@ -327,7 +384,7 @@ def settings_problems(docs: list[dict]) -> list[str]:
     """REDIS_HOST/RABBITMQ_HOST name the Services of the Redis/RabbitMQ pods, on their ports."""
     problems = []
     objects = index(docs)
-    configs = [doc for doc in docs if doc["kind"] == "ConfigMap"]
+    configs = [doc for doc in docs if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].startswith("imagescan-config")]
     if len(configs) != 1:
         return [f"expected one ConfigMap of settings, found {len(configs)}"]
     settings = configs[0]["data"]
@@ -345,6 +402,36 @@ def settings_problems(docs: list[dict]) -> list[str]:
     return problems
 
 
+def monitor_target_problems(docs: list[dict]) -> list[str]:
+    """Monitors select something and name a port it has; prometheus.io/port is a container port."""
+    problems = []
+    for doc in docs:
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        if doc["kind"] == "ServiceMonitor":
+            services = [d for d in docs if d["kind"] == "Service" and selects(doc["spec"]["selector"], d["metadata"].get("labels", {}))]
+            ports = {port.get("name") for svc in services for port in svc["spec"]["ports"]}
+            wanted = [endpoint["port"] for endpoint in doc["spec"]["endpoints"]]
+        elif doc["kind"] == "PodMonitor":
+            services = [t for _, t in pod_templates(docs) if selects(doc["spec"]["selector"], t["metadata"]["labels"])]
+            ports = {p.get("name") for t in services for c in t["spec"]["containers"] for p in c.get("ports", [])}
+            wanted = [endpoint["port"] for endpoint in doc["spec"]["podMetricsEndpoints"]]
+            missing = [t["metadata"]["labels"].get("app.kubernetes.io/name") for t in services
+                       if not any(p.get("name") in wanted for c in t["spec"]["containers"] for p in c.get("ports", []))]
+            if missing:
+                problems.append(f"{where}: pods {missing} have no port {wanted}")
+        else:
+            continue
+        if not services:
+            problems.append(f"{where}: selector matches nothing")
+        problems += [f"{where}: no port named {port!r}" for port in wanted if port not in ports]
+    for where, template in pod_templates(docs):
+        annotated = template["metadata"].get("annotations", {}).get("prometheus.io/port")
+        ports = {str(p["containerPort"]) for c in template["spec"]["containers"] for p in c.get("ports", [])}
+        if annotated is not None and annotated not in ports:
+            problems.append(f"{where}: prometheus.io/port {annotated} is no container port")
+    return problems
+
+
 def stack_problems(docs: list[dict]) -> list[str]:
     return (
         service_problems(docs)
@@ -353,4 +440,5 @@ def stack_problems(docs: list[dict]) -> list[str]:
         + exposure_problems(docs)
         + scaler_problems(docs)
         + settings_problems(docs)
+        + monitor_target_problems(docs)
     )

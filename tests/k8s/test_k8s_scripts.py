@@ -208,6 +208,7 @@ def test_dry_run_prints_commands_and_manifests_and_runs_nothing(sandbox):
         ("no-secrets", FLAGS, "secrets file"),
         ("placeholder-secret", FLAGS, "REDIS_PASSWORD still holds a CHANGE-ME placeholder"),
         ("no-keda", (*FLAGS, "--autoscale", "keda"), "KEDA is not installed"),
+        ("no-operator", (*FLAGS, "--monitoring"), "the Prometheus Operator is not installed"),
         ("bad-choice", (*FLAGS, "--autoscale", "sometimes"), "--autoscale must be none, cpu or keda"),
         ("missing-value", ("--registry",), "option --registry needs a value"),
         ("bad-tag", ("--registry", "r.example.com", "--tag", "v1:latest"), "is not a valid image tag"),
@@ -226,7 +227,7 @@ def test_deploy_fails_early_with_a_clear_message(sandbox, change, args, message)
         (sandbox.root / "k8s" / "secrets.env").unlink()
     elif change == "placeholder-secret":
         (sandbox.root / "k8s" / "secrets.env").write_text(REAL_SECRETS.replace("redis-secret", "CHANGE-ME"))
-    elif change == "no-keda":
+    elif change in ("no-keda", "no-operator"):
         env["STUB_CRD_EXIT"] = "1"
     elif change == "push-fails":
         env["STUB_PUSH_EXIT"] = "1"
@@ -342,6 +343,17 @@ def test_every_rendered_deployment_is_valid(sandbox, endpoint, autoscale, valida
     secret = next(d for d in docs if d["kind"] == "Secret")
     assert {base64.b64decode(v) for v in secret["data"].values()} == {b"REDACTED"}
     assert [c for c in sandbox.calls if "kustomize" not in c] == [], "render touches no cluster"
+
+
+def test_monitoring_flag_adds_the_component(sandbox, validate_schemas, cross_check):
+    result = sandbox.run(DEPLOY, "--render", "--registry", "r.example.com/x", "--tag", "v1",
+                         "--autoscale", "keda", "--monitoring")
+    assert result.returncode == 0, result.stderr
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert validate_schemas(docs) == [] and cross_check(docs) == []
+    present = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert {("ServiceMonitor", "rest"), ("PodMonitor", "imagescan"), ("PrometheusRule", "imagescan"),
+            ("ConfigMap", "imagescan-dashboard"), ("ScaledObject", "worker")} <= present
 
 
 def test_changed_secrets_roll_the_pods(sandbox):

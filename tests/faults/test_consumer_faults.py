@@ -1,0 +1,60 @@
+"""The worker's connection to RabbitMQ breaks, or Redis is away, in the middle of its work."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pika
+import pytest
+
+from imagescan import keys, topology
+from tests.faults.conftest import upload, wait_all_done
+from tests.faults.engines import SLOW_WIDTH
+from tests.faults.servers import wait_until
+from tests.faults.test_worker_faults import formats_indexed
+from tests.imagefactory import jpeg
+
+pytestmark = pytest.mark.faults
+
+
+def test_a_dropped_connection_never_makes_a_worker_run_two_analyses_at_once(stack):
+    stack = stack()
+    worker = stack.start_worker(FAULT_SLOW_SECONDS=8)
+    slow = upload(stack.client, jpeg(SLOW_WIDTH, 40, seed=400), "slow.jpg")
+    stack.wait_for_file("slow-started-*")
+    stack.rabbit.ctl("close_all_connections", "connection dropped by the test")
+    other = upload(stack.client, jpeg(seed=401), "other.jpg")  # the REST reconnects at once
+    time.sleep(3)  # the worker has reconnected by now (its back-off starts at 0.5 s)
+    assert len(stack.fault_lines("analyses")) == 1, "a second analysis started beside the first"
+    documents = wait_all_done(stack.client, [slow, other], timeout=60)
+    assert {d["status"] for d in documents.values()} == {"done"}
+    # The slow image's message came back after the drop: the image was done, nothing ran again.
+    assert len(stack.fault_lines("analyses")) == 2
+    assert formats_indexed(stack) == 2
+    assert not [r for r in worker.records() if r.get("message") == "analysis crashed"]
+    wait_until(lambda: stack.rabbit.queue_depth(topology.WORK_QUEUE) == 0, 20, "the queue to drain")
+
+
+def test_dead_letters_wait_for_redis_without_a_busy_loop(stack):
+    stack = stack()
+    sha224 = upload(stack.client, jpeg(seed=410), "dead.jpg")
+    stack.purge_queues()  # only the dead letter below reaches the worker
+    sha256 = stack.client.get(f"/images/{sha224}").get_json()["digests"]["sha256"]
+    stack.redis_server.stop()
+    worker = stack.start_worker()
+    wait_until(lambda: any(r.get("message", "").startswith("worker consuming") for r in worker.records()),
+               30, "the worker to consume")
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", stack.rabbit.port))
+    try:
+        connection.channel().basic_publish(topology.DEAD_LETTER_EXCHANGE, "", json.dumps(
+            {"kind": "analyze", "sha256": sha256, "request_id": ""}).encode())
+    finally:
+        connection.close()
+    time.sleep(4)
+    complaints = [r for r in worker.records() if "dead-lettered" in r.get("message", "")]
+    assert 1 <= len(complaints) <= 6, f"{len(complaints)} log records in 4 s while Redis was down"
+    stack.redis_server.start()
+    wait_until(lambda: stack.redis_server.client().hget(keys.image(sha256), "status") == b"failed", 30,
+               "the dead letter to be recorded once Redis is back")
+    wait_until(lambda: stack.rabbit.queue_depth(topology.DEAD_LETTER_QUEUE) == 0, 20, "the dead letter acked")

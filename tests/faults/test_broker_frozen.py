@@ -23,10 +23,15 @@ def test_upload_to_a_frozen_broker_is_refused_in_bounded_time(stack, record_prop
     stack = stack()
     client = stack.client
     accepted = [upload(client, jpeg(seed=95), "before.jpg")]
-    # Idle for longer than the heartbeat window: the broker may drop the idle publisher
-    # connection, and the next upload must still go through (on a fresh connection).
+    publisher = stack.app.extensions["imagescan"].publisher
+    connection = publisher._connection
+    # Idle for longer than the heartbeat window: without the keep-alive the broker drops the
+    # idle publisher connection (the next upload would still pass, on a fresh connection, so
+    # the connection itself is what is checked).
     time.sleep(stack.settings.network_timeout * 5)
+    assert publisher._connection is connection and connection.is_open, "the idle connection was lost"
     accepted.append(upload(client, jpeg(seed=96), "after-idle.jpg"))
+    assert publisher._connection is connection, "the upload after idling needed a new connection"
 
     os.killpg(stack.rabbit.process.pid, signal.SIGSTOP)
     try:

@@ -64,12 +64,13 @@ class Consumer:
                 backoff = 0.5
             except BROKER_ERRORS as exc:
                 self._health_down()
+                log.warning("broker connection lost (%r); reconnecting in %.1fs, once the analysis "
+                            "in hand (if any) has ended", exc, backoff)
                 # One analysis per process, always: an analysis still running from the lost
                 # connection finishes (and stores its result) before new work is taken.
                 self._wait_for_analysis()
                 if self.should_stop():
                     break
-                log.warning("broker connection lost (%r); reconnecting in %.1fs", exc, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10)
         self._health_down()

@@ -20,12 +20,17 @@ pytestmark = pytest.mark.faults
 
 def test_a_dropped_connection_never_makes_a_worker_run_two_analyses_at_once(stack):
     stack = stack()
-    worker = stack.start_worker(FAULT_SLOW_SECONDS=8)
+    slow_seconds = 25
+    worker = stack.start_worker(FAULT_SLOW_SECONDS=slow_seconds)
     slow = upload(stack.client, jpeg(SLOW_WIDTH, 40, seed=400), "slow.jpg")
     stack.wait_for_file("slow-started-*")
+    started = time.monotonic()
     stack.rabbit.ctl("close_all_connections", "connection dropped by the test")
     other = upload(stack.client, jpeg(seed=401), "other.jpg")  # the REST reconnects at once
-    time.sleep(3)  # the worker has reconnected by now (its back-off starts at 0.5 s)
+    wait_until(lambda: any("reconnecting" in r.get("message", "") for r in worker.records()), 10,
+               "the worker to notice the dropped connection")
+    time.sleep(3)  # the worker could have reconnected by now (its back-off starts at 0.5 s)
+    assert time.monotonic() - started < slow_seconds - 1, "too slow to tell: the first analysis ended"
     assert len(stack.fault_lines("analyses")) == 1, "a second analysis started beside the first"
     documents = wait_all_done(stack.client, [slow, other], timeout=60)
     assert {d["status"] for d in documents.values()} == {"done"}

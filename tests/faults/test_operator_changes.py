@@ -8,12 +8,16 @@ the count independent of how a RabbitMQ release counts returned messages.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pika
 import pytest
 
 from imagescan import topology
 from tests.faults.conftest import MAX_ATTEMPTS, assert_none_lost, upload, wait_for_status
 from tests.faults.engines import EXITING_WIDTH, RAISING_WIDTH
+from tests.faults.servers import REPO_ROOT, wait_until
 from tests.imagefactory import jpeg
 
 pytestmark = pytest.mark.faults
@@ -93,3 +97,13 @@ def test_reuploading_a_failed_image_does_not_crash_the_workers_again(stack):
     document = stack.client.get(f"/images/{poison}").get_json()
     assert document["status"] == "failed" and f"{MAX_ATTEMPTS} attempts" in document["error"]
     assert worker.process.poll() is None
+
+    # A retry is deliberate (an operator's command) and bounded (MAX_ATTEMPTS more, no more).
+    subprocess.run([sys.executable, "-m", "worker", "--retry", poison], cwd=REPO_ROOT,
+                   env=stack.worker_env(), check=True, timeout=60, capture_output=True)
+    wait_until(lambda: len(stack.fault_lines("deliveries-exiting")) == 2 * MAX_ATTEMPTS, 60,
+               "the retried image's attempts")
+    sentinel = upload(stack.client, jpeg(seed=332), "sentinel.jpg")
+    assert wait_for_status(stack.client, sentinel)["status"] == "done"
+    assert len(stack.fault_lines("deliveries-exiting")) == 2 * MAX_ATTEMPTS
+    assert wait_for_status(stack.client, poison, ("failed",))["status"] == "failed"

@@ -28,7 +28,7 @@ def test_upload_to_a_frozen_broker_is_refused_in_bounded_time(stack, record_prop
     # Idle for longer than the heartbeat window: without the keep-alive the broker drops the
     # idle publisher connection (the next upload would still pass, on a fresh connection, so
     # the connection itself is what is checked).
-    time.sleep(stack.settings.network_timeout * 5)
+    time.sleep(stack.settings.network_timeout * 12)  # 6 heartbeat periods: well past the broker's 2
     assert publisher._connection is connection and connection.is_open, "the idle connection was lost"
     accepted.append(upload(client, jpeg(seed=96), "after-idle.jpg"))
     assert publisher._connection is connection, "the upload after idling needed a new connection"

@@ -88,7 +88,11 @@ class Publisher:
             content_type="application/json",
             correlation_id=request_id or None,
         )
-        with self._lock:
+        # Bounded: during a broker stall the upload in flight holds the lock until its own time
+        # limit, and every other upload would otherwise wait that long once per upload ahead.
+        if not self._lock.acquire(timeout=self._settings.network_timeout):
+            raise BrokerUnavailable("RabbitMQ is slow to confirm: another upload is still waiting")
+        try:
             # One retry on a fresh connection: an idle connection may have been dropped by the
             # broker or a load balancer since the last call, which says nothing about now.
             for attempt in (1, 2):
@@ -111,16 +115,23 @@ class Publisher:
                     self._close()
                     if attempt == 2:
                         raise BrokerUnavailable(f"RabbitMQ is unreachable: {exc!r}") from exc
+        finally:
+            self._lock.release()
 
-    def ping(self) -> bool:
-        with self._lock:
-            try:
-                self._ensure_channel()
-                self._connection.process_data_events(time_limit=0)
-                return True
-            except BROKER_ERRORS:
-                self._close()
-                return False
+    def ping(self) -> bool | None:
+        """True/False: the broker answers or not; None: busy (a publish is using the connection),
+        which a health check must not wait behind. Bounded by a short connect timeout."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            self._ensure_channel(quick=True)
+            self._connection.process_data_events(time_limit=0)
+            return True
+        except BROKER_ERRORS:
+            self._close()
+            return False
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         self._closed.set()
@@ -141,17 +152,21 @@ class Publisher:
             finally:
                 self._lock.release()
 
-    def _ensure_channel(self):
+    def _ensure_channel(self, quick: bool = False):
         if self._channel is None or not self._channel.is_open:
             self._close()
-            self._connection = connect(self._settings, heartbeat=self._heartbeat)
+            parameters = connection_parameters(self._settings, heartbeat=self._heartbeat)
+            if quick:  # for a health check, which has a probe's few seconds in all
+                parameters.socket_timeout = min(parameters.socket_timeout, 1.0)
+                parameters.stack_timeout = min(parameters.stack_timeout, 2.0)
+            self._connection = pika.BlockingConnection(parameters)
             if self._keeper is None:
                 self._keeper = threading.Thread(target=self._keep_alive, name="publisher-heartbeat",
                                                 daemon=True)
                 self._keeper.start()
+            topology.declare_work(self._connection)
             channel = self._connection.channel()
             channel.confirm_delivery()
-            topology.declare_work(channel, self._settings.max_attempts)
             self._channel = channel
         return self._channel
 

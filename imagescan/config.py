@@ -82,6 +82,7 @@ class Settings:
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     allow_private_urls: bool = False
     url_fetch_timeout: float = 10.0
+    url_fetch_concurrency: int = 4  # /scan/url fetches at once per REST process; more get 503
     log_level: str = "INFO"
     hostname: str = field(default_factory=socket.gethostname)
     worker_health_file: str = "/tmp/imagescan-worker.alive"
@@ -123,6 +124,7 @@ class Settings:
             api_keys=_list(env, "API_KEY"),
             allow_private_urls=_bool(env, "ALLOW_PRIVATE_URLS", False),
             url_fetch_timeout=_float(env, "URL_FETCH_TIMEOUT", 10.0),
+            url_fetch_concurrency=_int(env, "URL_FETCH_CONCURRENCY", 4, 1),
             log_level=_str(env, "LOG_LEVEL", "INFO").upper(),
             hostname=_str(env, "HOSTNAME", socket.gethostname()),
             worker_health_file=_str(env, "WORKER_HEALTH_FILE", "/tmp/imagescan-worker.alive"),

@@ -27,6 +27,7 @@ re-checked exactly in float64 so the float32 shortcut never changes an answer.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 
@@ -34,6 +35,7 @@ import numpy as np
 
 from imagescan import keys
 
+log = logging.getLogger("imagescan.faceindex")
 ENCODING_SIZE = 128
 ENCODING_DTYPE = np.dtype("<f4")
 DEFAULT_TOLERANCE = 0.6
@@ -204,6 +206,7 @@ class FaceIndex:
         self.tolerance = float(tolerance)
         self._matrix = EncodingMatrix()
         self._synced_through = 0  # every face id <= this is in the matrix (or was deleted)
+        self._last_owner: bytes | None = None  # owner of face `_synced_through` when it was loaded
         self._lock = threading.Lock()
         self._add_script = redis.register_script(_ADD_FACES_LUA)
         self._range_script = redis.register_script(_FACE_RANGE_LUA)
@@ -261,7 +264,19 @@ class FaceIndex:
         return self._matrix.within(queries, self.tolerance, exclude_owner=sha256)
 
     def _sync_locked(self) -> int:
-        latest = int(self.redis.get(keys.face_seq()) or 0)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.face_seq())
+            pipe.hget(keys.face_owner(), self._synced_through)
+            latest, owner = pipe.execute()
+        latest = int(latest or 0)
+        if latest < self._synced_through or owner != self._last_owner:
+            # Redis went back in time (restored from a snapshot that lost the last faces): ids
+            # are handed out again and some faces are gone, so the matrix is rebuilt.
+            log.warning("face counter went back from %d to %d; reloading the face index",
+                        self._synced_through, latest)
+            self._matrix = EncodingMatrix()
+            self._synced_through, self._last_owner = 0, None
+        start = self._synced_through
         self._matrix.reserve(len(self._matrix) + latest - self._synced_through)  # one allocation at start-up
         loaded = 0
         while self._synced_through < latest:
@@ -277,6 +292,8 @@ class FaceIndex:
                 self._matrix.append(encodings, owners)
                 loaded += len(owners)
             self._synced_through = last
+        if self._synced_through != start:
+            self._last_owner = self.redis.hget(keys.face_owner(), self._synced_through)
         return loaded
 
     def _fetch_encodings(self, face_ids: list[int]) -> list[np.ndarray]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +48,13 @@ def mime_type_of(data: bytes) -> str:
     return MIME_TYPES.get(format_name(pillow_format), "application/octet-stream")
 
 
+# What Pillow raises on bytes it cannot read. Anything else (AttributeError, NameError,
+# AssertionError, RecursionError, MemoryError...) is a bug of ours or a machine in trouble:
+# it must not pass for "your image is corrupt" (a 400 that hides it), but fail loudly.
+CORRUPT_DATA_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError,
+                       TypeError, ZeroDivisionError, NotImplementedError, Image.DecompressionBombError)
+
+
 class ImageRejected(ValueError):
     """The bytes are not an image we can analyse; `status` is the HTTP status that says so."""
 
@@ -81,7 +89,7 @@ def open_checked(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
     except UnidentifiedImageError:
         raise ImageRejected(415, "not an image: the bytes are not in a format we read "
                                  f"({', '.join(sorted(MIME_TYPES))})") from None
-    except Exception as exc:  # Pillow raises many types on hostile headers  # noqa: BLE001
+    except CORRUPT_DATA_ERRORS as exc:  # Pillow raises many types on hostile headers
         raise ImageRejected(400, f"corrupt image header: {exc}") from None
     if image.format not in ACCEPTED_FORMATS:
         raise ImageRejected(415, f"unsupported image format {image.format}")
@@ -108,7 +116,7 @@ def inspect(data: bytes, max_pixels: int) -> ImageInfo:
             if info.format == "JPEG":
                 image.draft("RGB", (max(1, info.width // 8), max(1, info.height // 8)))
             image.load()
-    except Exception as exc:  # noqa: BLE001
+    except CORRUPT_DATA_ERRORS as exc:
         raise ImageRejected(400, f"corrupt or truncated {info.format} image: {exc}") from None
     return info
 
@@ -130,7 +138,7 @@ def decode(data: bytes, max_pixels: int) -> DecodedImage:
             exif = _safe_exif(image)
             upright = ImageOps.exif_transpose(image) if exif else image
             rgb = upright.convert("RGB")
-    except Exception as exc:  # noqa: BLE001
+    except CORRUPT_DATA_ERRORS as exc:
         raise ImageRejected(400, f"corrupt or truncated {info.format} image: {exc}") from None
     return DecodedImage(rgb, ImageInfo(info.format, rgb.width, rgb.height), exif)
 

@@ -102,25 +102,30 @@ def waiting_for(redis, sha256: str) -> list[str]:
     return sorted(_text(member) for member in redis.smembers(keys.image_jobs(sha256)))
 
 
+# KEYS: job, the image's waiting set; ARGV: job id ("" when it waits on no image), retention
+# seconds ("" unless finishing), then field/value pairs. One step: a crash cannot leave a finished job that never expires
+# or that still waits on its image.
 _SET_IF_UNFINISHED = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status or status == 'completed' or status == 'failed' then return 0 end
-for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1
+local unfinished = status and status ~= 'completed' and status ~= 'failed'
+if unfinished then
+  for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  if ARGV[2] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+end
+if ARGV[2] ~= '' and ARGV[1] ~= '' then redis.call('SREM', KEYS[2], ARGV[1]) end
+return unfinished and 1 or 0
 """
 
 
 def _update_unfinished(redis, job_id: str, sha256: str, **fields: str) -> bool:
     """Set fields of an unfinished job atomically; False when it is unknown or already finished."""
     fields["updated"] = str(int(time.time()))
+    finishing = fields.get("status") in FINISHED
     flat = [item for pair in fields.items() for item in pair]
-    changed = bool(redis.eval(_SET_IF_UNFINISHED, 1, keys.job(job_id), *flat))
-    if fields.get("status") in FINISHED:
-        if changed:
-            redis.expire(keys.job(job_id), RETENTION_SECONDS)
-        if sha256:
-            redis.srem(keys.image_jobs(sha256), job_id)
-    return changed
+    # Without an image there is no waiting set to leave (the job's own key stands in for it).
+    waiting, member = (keys.image_jobs(sha256), job_id) if sha256 else (keys.job(job_id), "")
+    retention = str(RETENTION_SECONDS) if finishing else ""
+    return bool(redis.eval(_SET_IF_UNFINISHED, 2, keys.job(job_id), waiting, member, retention, *flat))
 
 
 def mark_processing(redis, job_id: str) -> bool:

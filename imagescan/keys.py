@@ -75,6 +75,15 @@ def image_matches(sha256: str) -> str:
     return f"img:{sha256}:matches"
 
 
+# -- work attempts -------------------------------------------------------------
+
+
+def work_attempts(kind: str, subject: str) -> str:
+    """Counter with a TTL: deliveries of one piece of work (an image's analysis, a job's
+    rendering) that a worker started; past MAX_ATTEMPTS the work is set aside."""
+    return f"attempts:{kind}:{subject}"
+
+
 # -- jobs, transforms, upload links -------------------------------------------
 
 

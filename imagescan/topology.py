@@ -1,8 +1,8 @@
 """The RabbitMQ topology. This is the only module that spells an exchange, queue or routing key.
 
-    toWorker (direct, durable) --analyze/render--> imagescan.analyze (quorum, durable,
-                                                   delivery-limit = MAX_ATTEMPTS)
-        ... after MAX_ATTEMPTS failed deliveries the broker dead-letters the message:
+    toWorker (direct, durable) --analyze/render--> imagescan.analyze (quorum, durable)
+        ... a message the broker gives up on (a delivery limit set by policy, or RabbitMQ 4's
+        default of 20) is dead-lettered; the worker's own MAX_ATTEMPTS count comes first:
     toWorker.dead-letter (fanout, durable) ------> imagescan.analyze.dead (durable)
     logs (topic, durable)  <hostname>.<service>.<debug|info>  ---> the logs service (exclusive, "#")
 
@@ -10,6 +10,13 @@ Messages on toWorker are small JSON documents; image bytes stay in the blob stor
 """
 
 from __future__ import annotations
+
+import logging
+
+import pika.exceptions
+
+log = logging.getLogger("imagescan.topology")
+PRECONDITION_FAILED = 406
 
 WORK_EXCHANGE = "toWorker"
 WORK_QUEUE = "imagescan.analyze"
@@ -32,25 +39,37 @@ def log_routing_key(hostname: str, service: str, level: str) -> str:
     return f"{hostname.replace('.', '-')}.{service}.{level}"
 
 
-def declare_work(channel, max_attempts: int) -> None:
-    """Declare the work exchange, queue and dead-letter path. Idempotent."""
-    channel.exchange_declare(WORK_EXCHANGE, exchange_type="direct", durable=True)
-    channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
-    channel.queue_declare(
-        WORK_QUEUE,
-        durable=True,
-        arguments={
-            # A quorum queue counts deliveries itself, so a message that crashes a worker
-            # process (not just one that raises) is still dead-lettered after max_attempts.
-            "x-queue-type": "quorum",
-            "x-delivery-limit": max_attempts - 1,  # redeliveries after the first delivery
-            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-        },
-    )
-    for kind in WORK_KINDS:
-        channel.queue_bind(WORK_QUEUE, WORK_EXCHANGE, routing_key=kind)
-    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True)
-    channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE)
+# Fixed when RabbitMQ first creates the queue: a declaration with other arguments is refused,
+# so nothing a setting may change goes here (attempts are counted by the worker, in Redis;
+# limits an operator wants on the broker belong in a policy).
+WORK_QUEUE_ARGUMENTS = {"x-queue-type": "quorum", "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
+
+
+def declare_work(connection) -> None:
+    """Declare the work exchange, queue and dead-letter path. Idempotent.
+
+    A work queue that already exists with other arguments (made by an earlier release, or by
+    hand) is used as it is, with a warning, rather than refusing to start."""
+    channel = connection.channel()
+    try:
+        channel.exchange_declare(WORK_EXCHANGE, exchange_type="direct", durable=True)
+        channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
+        channel.queue_declare(DEAD_LETTER_QUEUE, durable=True)
+        channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE)
+        try:
+            channel.queue_declare(WORK_QUEUE, durable=True, arguments=WORK_QUEUE_ARGUMENTS)
+        except pika.exceptions.ChannelClosedByBroker as refused:
+            if refused.reply_code != PRECONDITION_FAILED:
+                raise
+            log.warning("queue %s exists with other arguments (%s); using it as it is",
+                        WORK_QUEUE, refused.reply_text)
+            channel = connection.channel()
+            channel.queue_declare(WORK_QUEUE, passive=True)
+        for kind in WORK_KINDS:
+            channel.queue_bind(WORK_QUEUE, WORK_EXCHANGE, routing_key=kind)
+    finally:
+        if channel.is_open:
+            channel.close()
 
 
 def declare_logs(channel) -> None:

@@ -27,12 +27,13 @@ Every refusal raises :class:`FetchRefused` with the HTTP status the REST should 
 415   the response is not an image (Content-Type or signature)
 502   upstream failure: connection refused/reset, TLS error, HTTP error status,
       too many redirects, redirect without Location
-504   upstream timeout (connect, read or overall deadline)
+504   upstream timeout (DNS lookup, connect, read or overall deadline)
 ====  ==========================================================================
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import http.client
 import ipaddress
 import socket
@@ -109,8 +110,8 @@ def fetch_image(
     included, gets at most three times that. ``resolver(host, port) -> [ip, ...]``
     replaces DNS (tests, or a deployment's own resolver).
     """
-    resolve = resolver or _resolve
     deadline = time.monotonic() + 3 * timeout
+    resolve = _within_deadline(resolver or _resolve, timeout, deadline)
     current = url
     for _ in range(max_redirects + 1):
         target = _parse(current)
@@ -183,6 +184,26 @@ def _resolve(host: str, port: int) -> list[str]:
         if sockaddr[0] not in addresses:
             addresses.append(sockaddr[0])
     return addresses
+
+
+# getaddrinfo has no timeout of its own and cannot be interrupted: lookups run on these
+# threads so that the fetch's deadline holds; a lookup that hangs keeps its thread (a few at
+# most), never the request.
+_RESOLVER_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="dns")
+
+
+def _within_deadline(resolve: Resolver, timeout: float, deadline: float) -> Resolver:
+    def bounded(host: str, port: int) -> list[str]:
+        budget = min(timeout, deadline - time.monotonic())
+        if budget <= 0:
+            raise FetchRefused("timed out fetching the URL", 504)
+        lookup = _RESOLVER_THREADS.submit(resolve, host, port)
+        try:
+            return lookup.result(timeout=budget)
+        except concurrent.futures.TimeoutError:
+            lookup.cancel()
+            raise FetchRefused(f"timed out resolving {host}", 504) from None
+    return bounded
 
 
 def _vetted_addresses(target: _Target, allow_private: bool, resolve: Resolver) -> list[str]:

@@ -17,7 +17,7 @@ from flask import g, has_request_context, request
 from imagescan import imaging, topology
 from imagescan.broker import BrokerUnavailable
 from imagescan.digests import Digests
-from imagescan.store import DONE
+from imagescan.store import DONE, FAILED
 
 from .errors import ApiError, unavailable
 from .metrics import marks_upload, upload_accepted
@@ -69,10 +69,11 @@ def accept_image(data: bytes, name: str | None, *, info: imaging.ImageInfo | Non
     except (redis.RedisError, OSError) as exc:
         log.warning("storage unavailable: %r", exc, extra={"request_id": request_id})
         raise unavailable("storage") from exc
-    if status != DONE:
+    if status not in (DONE, FAILED):
         # Queued again even when a message may already wait: if an earlier publish failed
         # after the record was written, this is what gets the image analysed. The worker
-        # ignores a message for an image that is already done.
+        # ignores a message for an image that is already done. A failed image is not queued
+        # again: its record says why, and re-sending a poison image must not crash workers.
         try:
             services.publisher.publish(topology.ANALYZE, request_id=request_id, sha256=digests.sha256)
         except BrokerUnavailable as exc:

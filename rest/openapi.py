@@ -216,6 +216,8 @@ def _faces_paths() -> dict:
                 "403": _error("The URL points at a private, loopback or metadata address"),
                 "502": _error("The URL could not be fetched (upstream error, TLS failure)"),
                 "504": _error("Fetching the URL timed out"),
+                "503": _error("Redis or RabbitMQ unavailable, or URL_FETCH_CONCURRENCY fetches already "
+                              "in progress; nothing was queued", retry_after=True),
             },
         }},
         "/match/{digest}": {"get": {
@@ -239,9 +241,10 @@ def _images_paths() -> dict:
             "responses": {"200": _json({"type": "object"}, "Alive")},
         }},
         "/readyz": {"get": {
-            "tags": ["operations"], "summary": "Readiness: Redis and RabbitMQ reachable",
-            "responses": {"200": _json({"type": "object"}, "Ready"),
-                          "503": _json({"type": "object"}, "A dependency is unreachable")},
+            "tags": ["operations"],
+            "summary": "Readiness: Redis reachable (RabbitMQ's state is reported, uploads answer 503 without it)",
+            "responses": {"200": _json({"type": "object"}, "Ready (status `degraded` while RabbitMQ is away)"),
+                          "503": _json({"type": "object"}, "Redis is unreachable")},
         }},
         "/metrics": {"get": {
             "tags": ["operations"], "summary": "Prometheus metrics (text exposition format)",

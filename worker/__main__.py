@@ -110,10 +110,16 @@ def main(argv=None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="exit 0 iff the worker is connected")
     mode.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    mode.add_argument("--retry", metavar="DIGEST",
+                      help="analyse a failed image again (MAX_ATTEMPTS fresh attempts)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.check:
         return check(settings)
+    if args.retry:
+        from .retry import retry_failed
+
+        return retry_failed(settings, args.retry)
     if args.child:
         return run_child(settings)
     return supervise(settings)

@@ -64,20 +64,29 @@ class Consumer:
                 backoff = 0.5
             except BROKER_ERRORS as exc:
                 self._health_down()
+                log.warning("broker connection lost (%r); reconnecting in %.1fs, once the analysis "
+                            "in hand (if any) has ended", exc, backoff)
+                # One analysis per process, always: an analysis still running from the lost
+                # connection finishes (and stores its result) before new work is taken.
+                self._wait_for_analysis()
                 if self.should_stop():
                     break
-                log.warning("broker connection lost (%r); reconnecting in %.1fs", exc, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10)
         self._health_down()
+
+    def _wait_for_analysis(self) -> None:
+        busy = self._busy
+        if busy is not None:
+            busy.join()
 
     # -- consuming -------------------------------------------------------------
 
     def _consume(self) -> None:
         connection = connect(self.settings, heartbeat=HEARTBEAT_SECONDS)
         try:
+            topology.declare_work(connection)
             channel = connection.channel()
-            topology.declare_work(channel, self.settings.max_attempts)
             channel.basic_qos(prefetch_count=1)
             tags = [
                 channel.basic_consume(topology.WORK_QUEUE, functools.partial(self._on_work, connection)),
@@ -127,25 +136,32 @@ class Consumer:
             except handler.Stopping:
                 settle(lambda: channel.basic_nack(method.delivery_tag, requeue=True))
             except Exception:
-                # Counted by the quorum queue; dead-lettered after MAX_ATTEMPTS deliveries.
+                # The handler counted this attempt before it started. basic.reject, not nack:
+                # RabbitMQ 4.3+ counts a reject towards a delivery limit but not a nack.
                 log.exception("analysis crashed", extra={"sha256": message.get("sha256"),
                                                           "request_id": message.get("request_id")})
-                settle(lambda: channel.basic_nack(method.delivery_tag, requeue=True))
+                settle(lambda: channel.basic_reject(method.delivery_tag, requeue=True))
             finally:
-                self._busy = None
+                if self._busy is threading.current_thread():
+                    self._busy = None
 
         self._busy = threading.Thread(target=work, name="analysis", daemon=True)
         self._busy.start()
 
-    def _on_dead(self, channel, method, properties, body) -> None:
-        """Dead letters only need a quick Redis write, done right here on the connection thread."""
+    def _on_dead(self, channel, method, properties, body, retry_in: float = 0.5) -> None:
+        """Dead letters only need a quick Redis write, done right here on the connection thread.
+        While Redis is away the message is kept unacknowledged (no other dead letter comes:
+        prefetch 1) and tried again after a growing pause, instead of a nack that brings it
+        straight back in a tight loop."""
         try:
             handler.handle_dead(self.services, decode_work(body))
         except ValueError:
             pass  # not ours: nothing to record
-        except Exception:
-            log.exception("could not record a dead-lettered message; it stays queued")
-            channel.basic_nack(method.delivery_tag, requeue=True)
+        except Exception as exc:  # noqa: BLE001 - whatever it was, the dead letter is kept
+            log.warning("could not record a dead-lettered message (%r); trying again in %.1fs",
+                        exc, retry_in)
+            channel.connection.call_later(retry_in, functools.partial(
+                self._on_dead, channel, method, properties, body, retry_in=min(retry_in * 2, 10)))
             return
         channel.basic_ack(method.delivery_tag)
 

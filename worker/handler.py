@@ -4,7 +4,11 @@ Outcomes:
 - `Done`: acknowledge (analysis stored, or the image failed for a reason of its own such as
   a corrupt file, which retrying cannot change, or the image was already done).
 - any exception escaping `handle`: the analysis crashed; the consumer returns the message to
-  the queue, and after MAX_ATTEMPTS deliveries the broker dead-letters it (see `handle_dead`).
+  the queue for another attempt.
+Attempts are counted here, in Redis, before the work starts: so a crash that takes the whole
+process down counts too, whatever the RabbitMQ release counts. The delivery after the
+MAX_ATTEMPTS-th sets the work aside as failed instead of running it again. A message the
+broker itself gave up on (a delivery limit of its own) arrives in `handle_dead`.
 Transient Redis outages are waited out inside `with_redis`, so they never use up attempts.
 """
 
@@ -15,7 +19,7 @@ import time
 
 import redis
 
-from imagescan import imaging, topology
+from imagescan import imaging, keys, topology
 
 from . import jobs
 from .metrics import IMAGES, counts_attempts, counts_dead_letters
@@ -23,6 +27,7 @@ from .pipeline import OriginalMissing, analyze
 from .services import WorkerServices
 
 log = logging.getLogger("imagescan.worker")
+ATTEMPTS_KEPT_SECONDS = 30 * 86400
 
 
 class Stopping(Exception):
@@ -43,10 +48,27 @@ def with_redis(operation, should_stop, *, what: str):
             delay = min(delay * 2, 5)
 
 
+def count_attempt(services: WorkerServices, kind: str, subject: str) -> int:
+    """One more started attempt at this work; returns how many there have been."""
+    key = keys.work_attempts(kind, subject)
+    with services.redis.pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, ATTEMPTS_KEPT_SECONDS)
+        return int(pipe.execute()[0])
+
+
+def attempts_used_up(services: WorkerServices, kind: str, subject: str, should_stop) -> bool:
+    attempt = with_redis(lambda: count_attempt(services, kind, subject), should_stop, what="attempts")
+    return attempt > services.settings.max_attempts
+
+
 @counts_attempts(interrupted_by=Stopping)
 def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -> None:
     if message["kind"] == topology.RENDER:
-        with_redis(lambda: jobs.handle_render(services, message), should_stop, what="render")
+        if attempts_used_up(services, topology.RENDER, str(message.get("job_id", "")), should_stop):
+            with_redis(lambda: handle_dead(services, message), should_stop, what="set aside")
+        else:
+            with_redis(lambda: jobs.handle_render(services, message), should_stop, what="render")
         return
     sha256 = message["sha256"]
     context = {"request_id": message.get("request_id", ""), "sha256": sha256}
@@ -59,6 +81,9 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
         log.debug("already analysed %s", sha256, extra=context)
         IMAGES.labels("already_done").inc()
         with_redis(lambda: jobs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
+        return
+    if attempts_used_up(services, topology.ANALYZE, sha256, should_stop):
+        with_redis(lambda: handle_dead(services, message), should_stop, what="set aside")
         return
     log.debug("analysing %s", sha256, extra=context)
     started = time.monotonic()
@@ -104,7 +129,8 @@ def index_faces(services: WorkerServices, sha256: str, faces) -> list[dict]:
 
 @counts_dead_letters
 def handle_dead(services: WorkerServices, message: dict) -> None:
-    """A message the broker gave up on after MAX_ATTEMPTS deliveries: record why, never lose it silently."""
+    """Work that crashed on each of its attempts (counted here, or by a delivery limit on the
+    broker): record why, never lose it silently."""
     attempts = services.settings.max_attempts
     if message.get("kind") == topology.ANALYZE and message.get("sha256"):
         reason = f"the analysis crashed on each of {attempts} attempts; the image was set aside"

@@ -7,19 +7,21 @@ it, gets the same analysis (plates and geotag too).
 from __future__ import annotations
 
 import logging
+import threading
 
 import redis
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from imagescan import faceindex
 from imagescan.urlfetch import FetchRefused, fetch_image
 
-from ..errors import ApiError, unavailable
+from ..errors import RETRY_AFTER_SECONDS, ApiError, unavailable
 from ..ingest import accept_image, check_name
 from ..services import current
 
 blueprint = Blueprint("faces", __name__)
 log = logging.getLogger("imagescan.rest.faces")
+URL_FETCH_SLOTS = "imagescan.url_fetch_slots"
 
 
 @blueprint.post("/scan/image/<path:filename>")
@@ -35,6 +37,12 @@ def _requested_url() -> str:
     return check_name(body["url"].strip())
 
 
+def _url_fetch_slots(limit: int) -> threading.BoundedSemaphore:
+    """One per app: each fetch holds a request thread for up to 3 x URL_FETCH_TIMEOUT, so
+    slow URLs must not take every thread the REST has."""
+    return current_app.extensions.setdefault(URL_FETCH_SLOTS, threading.BoundedSemaphore(limit))
+
+
 @blueprint.post("/scan/url")
 def scan_url():
     url = _requested_url()
@@ -48,11 +56,17 @@ def scan_url():
         # URLs are taken as unique (seeds/2-faces-api.md): a scanned URL is not fetched again.
         return jsonify({"hash": digests.sha224})
     settings = services.settings
+    slots = _url_fetch_slots(settings.url_fetch_concurrency)
+    if not slots.acquire(blocking=False):
+        raise ApiError(503, f"{settings.url_fetch_concurrency} URL fetches are in progress; retry shortly",
+                       headers={"Retry-After": RETRY_AFTER_SECONDS}, url=url)
     try:
         fetched = fetch_image(url, allow_private=settings.allow_private_urls,
                               max_bytes=settings.max_upload_bytes, timeout=settings.url_fetch_timeout)
     except FetchRefused as refused:
         raise ApiError(refused.status, refused.reason, url=url) from None
+    finally:
+        slots.release()
     digests = accept_image(fetched.data, url)
     try:
         services.store.remember_url(url, digests.sha256)

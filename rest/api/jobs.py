@@ -21,7 +21,7 @@ from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from imagescan import jobs, topology
 from imagescan.broker import BrokerUnavailable
-from imagescan.store import DONE, PROCESSING
+from imagescan.store import DONE, FAILED, PROCESSING
 
 from ..errors import ApiError, error_response, unavailable
 from ..ingest import accept_image
@@ -70,7 +70,8 @@ def create_job():
         jobs.create(services.redis, job_id, digests.sha256)
         # Read after registering the job: if the analysis ends in between, the worker's
         # hook sees the job or this read sees `done` (maybe both; rendering is idempotent).
-        if services.store.status(digests.sha256) == DONE:
+        # A failed image is not analysed again: the render message fails the job with why.
+        if services.store.status(digests.sha256) in (DONE, FAILED):
             services.publisher.publish(
                 topology.RENDER, request_id=g.get("request_id", ""),
                 job_id=job_id, sha256=digests.sha256,

@@ -133,8 +133,9 @@ def test_request_id_follows_an_image_from_rest_to_worker(stack, record_property)
     sha224 = upload(stack.client, jpeg(seed=50), "traced.jpg", **{"X-Request-ID": request_id})
     document = wait_for_status(stack.client, sha224)
     sha256 = document["digests"]["sha256"]
-    report_figures(record_property, "request id", 1, int(document["status"] == "done"),
-                   int(document["status"] != "done"))
+    figure = report_figures(record_property, "request id", 1, int(document["status"] == "done"),
+                            int(document["status"] != "done"))
+    assert document["status"] == "done", figure
 
     def traced(record: dict) -> bool:
         return record.get("request_id") == request_id and record.get("sha256") == sha256
@@ -168,7 +169,8 @@ def test_two_workers_analysing_one_image_at_once_index_it_once(stack, record_pro
     assert {line.split()[1] for line in stack.fault_lines("analyses")} == {
         str(first.process.pid), str(second.process.pid)}
     done = document["status"] == "done"
-    report_figures(record_property, "concurrent analyses", 1, int(done), int(not done))
+    figure = report_figures(record_property, "concurrent analyses", 1, int(done), int(not done))
+    assert done, figure
     # The first worker's write comes last, finds the image done and changes nothing.
     wait_until(lambda: any(r.get("outcome") == "duplicate" for r in first.records()), 30,
                "the first worker to finish its analysis")
@@ -188,7 +190,8 @@ def test_duplicate_messages_do_not_index_twice(stack, record_property):
     document = wait_for_status(client, sha224)
     wait_until(lambda: stack.rabbit.queue_depth(topology.WORK_QUEUE) == 0, 20, "the queue to drain")
     time.sleep(0.5)
-    report_figures(record_property, "duplicate messages", 1, int(document["status"] == "done"), 0)
-    assert document["status"] == "done"
+    done = int(document["status"] == "done")
+    figure = report_figures(record_property, "duplicate messages", 1, done, 1 - done)
+    assert done, figure
     assert formats_indexed(stack) == 1
     assert worker.process.poll() is None

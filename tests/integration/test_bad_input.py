@@ -369,6 +369,30 @@ def test_ssrf_targets_are_refused(client, local_image_server):
         assert response.status_code == 403 or "resolve" in response.get_json()["error"], (url, response.get_json())
 
 
+def test_a_redirect_from_a_public_host_to_a_private_address_is_refused(client, local_image_server, monkeypatch):
+    """The first hop is public (a name resolving to a public address, served here by the test
+    server), so only the redirect's target can be what is refused."""
+    from imagescan import urlfetch
+
+    port = int(local_image_server.rsplit(":", 1)[1])
+    public = "93.184.216.34"
+    resolve = urlfetch._resolve
+    monkeypatch.setattr(urlfetch, "_resolve",
+                        lambda host, p: [public] if host == "public.example" else resolve(host, p))
+    connect = socket.create_connection
+
+    def dial_the_test_server(address, *args, **kwargs):
+        return connect(("127.0.0.1", port) if address[0] == public else address, *args, **kwargs)
+
+    monkeypatch.setattr(urlfetch.socket, "create_connection", dial_the_test_server)
+    public_url = f"http://public.example:{port}"
+    assert client.post("/scan/url", json={"url": f"{public_url}/image.jpg"}).status_code == 200
+    for inside in ("http://10.0.0.1/image.jpg", f"http://127.0.0.1:{port}/image.jpg",
+                   "http://169.254.169.254/latest/meta-data/"):
+        redirected = client.post("/scan/url", json={"url": f"{public_url}/to?{inside}"})
+        assert_json_4xx(redirected, 403)
+
+
 @pytest.mark.parametrize("url", [
     "file:///etc/passwd", "gopher://127.0.0.1:6379/_FLUSHALL", "ftp://example.com/x.jpg",
     "dict://127.0.0.1:11211/stats", "javascript:alert(1)", "//example.com/x.jpg", "x.jpg",

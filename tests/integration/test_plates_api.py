@@ -140,8 +140,21 @@ def test_upload_answers_503_when_the_broker_is_down(settings, worker_services):
     response = client.put("/image/x.jpg", data=jpeg(seed=14))
     assert response.status_code == 503
     assert response.headers["Retry-After"]
-    assert client.get("/readyz").status_code == 503
+    # Still ready: reads need only Redis, and uploads answer 503 JSON by themselves.
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json() == {"status": "degraded", "checks": {"redis": "ok", "rabbitmq": "down"}}
+    assert client.get("/images/" + "ab" * 32).status_code == 404  # a Redis read still answers
     assert client.get("/healthz").status_code == 200
+
+
+def test_readyz_is_503_when_redis_is_down(settings):
+    from rest.app import create_app
+
+    client = create_app(settings.replace(redis_port=1, network_timeout=1.0)).test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.get_json()["checks"]["redis"] == "down"
 
 
 def test_readyz_is_200_with_both_servers_up(client):

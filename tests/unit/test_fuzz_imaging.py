@@ -150,3 +150,15 @@ def test_huge_declared_dimensions_are_413(width, height):
     with pytest.raises(imaging.ImageRejected) as refused:
         imaging.inspect(bytes(data), PIXEL_LIMIT)
     assert 400 <= refused.value.status < 500
+
+
+@pytest.mark.parametrize("entry", [imaging.inspect, imaging.decode])
+def test_a_bug_of_ours_in_decoding_is_not_passed_off_as_a_corrupt_image(entry, monkeypatch):
+    """What makes the property above able to fail: only what Pillow raises on unreadable bytes
+    becomes a 4xx; an error of the code itself comes out as what it is."""
+    def broken_load(self):
+        raise AttributeError("a bug in the decoding code")
+
+    monkeypatch.setattr(Image.Image, "load", broken_load)
+    with pytest.raises(AttributeError):
+        entry(SEEDS["png"], PIXEL_LIMIT)

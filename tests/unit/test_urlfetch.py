@@ -414,3 +414,14 @@ def test_https_certificate_for_another_name_is_refused_with_502(tls_server, trus
     )
     assert error.status == 502
     assert "TLS" in error.reason
+
+
+def test_a_hanging_dns_lookup_is_bounded_by_the_fetch_deadline():
+    def hanging(host, port):
+        time.sleep(5)
+        return ["93.184.216.34"]
+
+    started = time.monotonic()
+    error = refused("http://slow-dns.example/x.jpg", resolver=hanging, timeout=0.5)
+    assert error.status == 504 and "resolving" in error.reason
+    assert time.monotonic() - started < 2

@@ -44,15 +44,12 @@ class OpenAlprPlateRecognizer:
         self._alpr.set_top_n(int(top_n))
 
     def recognize(self, image: Image.Image) -> list[PlateRead]:
-        """Plates in the image, best first; [] when none (never raises for an ordinary image)."""
-        try:
-            buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, format="BMP")  # lossless, and libopenalpr decodes it
-            found = self._alpr.recognize_array(buffer.getvalue())
-            reads = [read for read in map(_plate_read, found.get("results", [])) if read is not None]
-        except Exception:
-            log.warning("openalpr failed on a %sx%s image", *image.size, exc_info=True)
-            return []
+        """Plates in the image, best first; [] when none. An engine failure raises (a failed
+        attempt, retried), never passes for an image without plates."""
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="BMP")  # lossless, and libopenalpr decodes it
+        found = self._alpr.recognize_array(buffer.getvalue())
+        reads = [read for read in map(_plate_read, found.get("results", [])) if read is not None]
         return sorted(reads, key=lambda read: read.confidence, reverse=True)
 
     def close(self) -> None:

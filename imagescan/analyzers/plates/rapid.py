@@ -123,15 +123,12 @@ class RapidOcrPlateRecognizer:
         self._fold = Folding(list(self._recognizer.postprocess_op.character))
 
     def recognize(self, image: Image.Image) -> list[PlateRead]:
-        """Plates in the image, best first; [] when none (never raises for an ordinary image)."""
-        try:
-            bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
-            if min(bgr.shape[:2]) < 16:
-                return []
-            return self._recognize(bgr)
-        except Exception:
-            log.warning("plate recognition failed on a %sx%s image", *image.size, exc_info=True)
+        """Plates in the image, best first; [] when none. An engine failure (a broken model,
+        out of memory) raises: it is a failed attempt to retry, not an image without plates."""
+        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        if min(bgr.shape[:2]) < 16:
             return []
+        return self._recognize(bgr)
 
     # -- pipeline -----------------------------------------------------------------
 

@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-DEBIAN_PACKAGES := redis-server rabbitmq-server iproute2 iptables
+DEBIAN_PACKAGES := redis-server rabbitmq-server iproute2 iptables chromium
 
 .PHONY: test test-fast test-faults system-deps venv lint bench clean
 
@@ -25,7 +25,7 @@ system-deps:
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends $$missing; \
 	fi
 
 venv: system-deps $(VENV)/.installed

@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from imagescan.config import Settings
 
+from . import console
 from . import services as services_module
 from .api import BLUEPRINTS
 from .errors import register_error_handlers
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, services: services_module.Servi
     register_error_handlers(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    app.register_blueprint(console.blueprint)  # the web console at /
     _log_every_call(app)
     return app
 

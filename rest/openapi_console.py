@@ -80,7 +80,9 @@ def paths(needs_key: dict, not_found: dict) -> dict:
             "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {"schema": {
                 "type": "string", "format": "binary"}}}},
                 "304": {"description": "Not modified"}, "400": _error("size is not 128, 256 or 512"),
-                **not_found, "422": _error("The stored image cannot be decoded")},
+                **not_found, "413": _error("Image over MAX_IMAGE_PIXELS"),
+                "422": _error("The stored image cannot be decoded"),
+                "503": _error("Busy or storage unavailable")},
         }},
         "/api/stats/counts": {"get": {
             "tags": ["image service"], "summary": "The counts behind /api/stats (for charts)",

@@ -10,18 +10,17 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, jsonify, request
 
 from imagescan import imaging, keys, recent, transforms
-from imagescan.imaging import ImageRejected
 
 from ..auth import require_api_key
-from ..errors import RETRY_AFTER_SECONDS, ApiError
+from ..errors import ApiError
 from ..services import current
 from .images import resolve_or_404
+from .transforms import render_stored
 
 blueprint = Blueprint("listing", __name__)
 
@@ -30,10 +29,6 @@ MAX_LIMIT = 100
 THUMBNAIL_SIZES = (128, 256, 512)
 THUMBNAIL_TTL_SECONDS = 24 * 3600
 STATS_DAYS = 30
-# Thumbnails decode whole images: a few at once per process, so a page of them cannot take
-# every request thread's CPU (a JPEG is decoded at reduced scale, so each is quick).
-_thumbnail_slots = threading.BoundedSemaphore(2)
-SLOT_WAIT_SECONDS = 30
 
 
 def _limit() -> int:
@@ -59,25 +54,6 @@ def _size() -> int:
     return int(raw)
 
 
-def _render_thumbnail(sha256: str, size: int) -> bytes:
-    services = current()
-    data = services.blobs.get(sha256)
-    if data is None:
-        raise ApiError(404, f"the original of image {sha256} is not stored")
-    if not _thumbnail_slots.acquire(timeout=SLOT_WAIT_SECONDS):
-        raise ApiError(503, "too many thumbnails in progress; retry shortly",
-                       headers={"Retry-After": RETRY_AFTER_SECONDS})
-    try:
-        image = transforms.open_image(data, services.settings.max_image_pixels)
-        return transforms.thumbnail(image, size).data
-    except ImageRejected as rejected:
-        raise ApiError(rejected.status, rejected.reason) from None
-    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on corrupt data
-        raise ApiError(422, f"the stored image cannot be decoded: {exc!r}") from None
-    finally:
-        _thumbnail_slots.release()
-
-
 @blueprint.get("/images/<digest>/thumbnail")
 def thumbnail(digest: str):
     size = _size()
@@ -85,7 +61,8 @@ def thumbnail(digest: str):
     services = current()
     data = services.redis.get(keys.thumbnail(sha256, size))
     if data is None:
-        data = _render_thumbnail(sha256, size)
+        # Rendered in the transforms' slots: at most a few whole-image decodes run at once.
+        data = render_stored(sha256, lambda image: transforms.thumbnail(image, size)).data
         services.redis.set(keys.thumbnail(sha256, size), data, ex=THUMBNAIL_TTL_SECONDS)
     response = Response(data, mimetype="image/jpeg")
     response.headers["Cache-Control"] = "public, max-age=86400"

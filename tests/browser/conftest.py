@@ -19,8 +19,8 @@ from werkzeug.serving import make_server
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-default-apps", "--disable-sync"]
-SCREENSHOT_WIDTH = 900  # pixels wide at most, in 64 colours: small enough to commit
-SCREENSHOT_COLOURS = 64
+SCREENSHOT_WIDTH = 900  # pixels wide at most, in a palette: small enough to commit
+SCREENSHOT_COLOURS = 128
 
 
 @pytest.fixture
@@ -75,6 +75,6 @@ def save_screenshot(tab, name: str, full_page: bool = True) -> None:
     shot = Image.open(io.BytesIO(tab.screenshot(full_page=full_page))).convert("RGB")
     if shot.width > SCREENSHOT_WIDTH:
         shot = shot.resize((SCREENSHOT_WIDTH, round(shot.height * SCREENSHOT_WIDTH / shot.width)), Image.LANCZOS)
-    small = shot.quantize(colors=SCREENSHOT_COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    small = shot.quantize(colors=SCREENSHOT_COLOURS, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     Path(folder).mkdir(parents=True, exist_ok=True)
     small.save(Path(folder) / f"{name}.png", optimize=True)

@@ -59,8 +59,8 @@ def test_upload_see_the_plate_drawn_search_it_fuzzily_and_chart_it(page, start_w
     card.get_by_role("link").click()
     expect(page).to_have_url(re.compile(r"/ui/images/[0-9a-f]{64}$"))
     expect(page.get_by_role("heading", name="parked-car.jpg", exact=True)).to_be_visible()
-    expect(page.locator(".overlay .box.plate rect")).to_have_count(1)
-    box = page.locator(".overlay .box.plate rect").bounding_box()
+    expect(page.locator(".overlay .box.plate rect.edge")).to_have_count(1)
+    box = page.locator(".overlay .box.plate rect.edge").bounding_box()
     assert box and box["width"] > 10 and box["height"] > 5, "the plate box is drawn at a visible size"
     expect(page.locator("table [data-plate]")).to_have_text(plate)
     expect(page.locator(".facts")).to_contain_text("-23.550520, -46.633308")
@@ -115,7 +115,7 @@ def test_a_bulk_upload_and_a_face_match(page, start_worker, tmp_path):
         timeout=ANALYSIS_TIMEOUT_MS)
 
     first.get_by_role("link").click()
-    expect(page.locator(".overlay .box.face rect")).to_have_count(1)
+    expect(page.locator(".overlay .box.face rect.edge")).to_have_count(1)
     match = page.get_by_role("list", name="Other images with face 1").get_by_role("link")
     expect(match).to_have_text("obama-portrait.jpg")
     save_screenshot(page, "faces")

@@ -8,7 +8,9 @@ const POLL_MS = 1500;
 function box(kind, label, { x, y, w, h: height }) {
   return svg("g", { class: `box ${kind}`, "data-kind": kind },
     svg("title", { text: label }),
-    svg("rect", { x, y, width: w, height, "vector-effect": "non-scaling-stroke" }),
+    // A dark halo under the coloured edge: the box shows on light and dark photos alike.
+    svg("rect", { class: "halo", x, y, width: w, height, "vector-effect": "non-scaling-stroke" }),
+    svg("rect", { class: "edge", x, y, width: w, height, "vector-effect": "non-scaling-stroke" }),
     svg("text", { x, y: Math.max(0, y - 6), class: "box-label", text: label }));
 }
 
@@ -42,7 +44,7 @@ function facts(document) {
     ["Status", statusBadge(document.status)],
     document.error ? ["Error", h("span", { class: "error-text", text: document.error })] : null,
     ["Names", document.names.length ? h("ul", { class: "names" }, document.names.map((n) => h("li", { text: n }))) : "—"],
-    ["Camera", [document.exif.make, document.exif.model].filter(Boolean).join(" ") || "—"],
+    ["Camera", camera(document.exif)],
     ["Taken", document.exif.taken_at || "—"],
     ["Location", geotag(document.geotag)],
     ["Format", document.format ? `${document.format}, ${document.width} × ${document.height}` : "—"],
@@ -53,6 +55,11 @@ function facts(document) {
     ["MD5", h("code", { text: document.digests.md5 })],
   ].filter(Boolean);
   return h("dl", { class: "facts" }, rows.map(([term, value]) => [h("dt", { text: term }), h("dd", {}, value)]));
+}
+
+function camera({ make, model }) {
+  if (make && model && model.toLowerCase().startsWith(make.toLowerCase())) return model; // "Canon Canon EOS…"
+  return [make, model].filter(Boolean).join(" ") || "—";
 }
 
 function geotag(tag) {

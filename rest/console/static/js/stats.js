@@ -2,7 +2,8 @@
 import { getJson } from "./api.js";
 import { h, pageHeading, svg } from "./dom.js";
 
-const WIDTH = 640;
+const COLUMNS_WIDTH = 640; // drawn at this size (1 unit = 1 pixel), smaller on narrow screens
+const BARS_WIDTH = 420;
 
 function table(caption, heads, rows) {
   return h("details", { class: "as-table" }, h("summary", { text: `${caption} as a table` }),
@@ -23,33 +24,34 @@ function columnChart(title, points) {
   const top = 10;
   const plotHeight = height - top - bottom;
   const max = niceMax(Math.max(...points.map((p) => p.value)));
-  const slot = (WIDTH - left - 8) / points.length;
+  const slot = (COLUMNS_WIDTH - left - 8) / points.length;
   const y = (value) => top + plotHeight - (value / max) * plotHeight;
   const bars = points.map((p, i) => svg("rect", {
     class: "bar", x: left + i * slot + slot * 0.15, width: slot * 0.7, y: y(p.value),
     height: Math.max(0, top + plotHeight - y(p.value)), "data-value": p.value,
   }, svg("title", { text: `${p.label}: ${p.value}` })));
-  const ticks = [0, max / 2, max].map((v) => svg("g", {},
-    svg("line", { class: "grid", x1: left, x2: WIDTH - 8, y1: y(v), y2: y(v) }),
-    svg("text", { class: "tick", x: left - 6, y: y(v) + 4, "text-anchor": "end", text: Number.isInteger(v) ? v : v.toFixed(1) })));
+  const ticks = [...new Set([0, Math.round(max / 2), max])].map((v) => svg("g", {},
+    svg("line", { class: "grid", x1: left, x2: COLUMNS_WIDTH - 8, y1: y(v), y2: y(v) }),
+    svg("text", { class: "tick", x: left - 6, y: y(v) + 4, "text-anchor": "end", text: v })));
   const labels = points.map((p, i) => (i % 5 === points.length % 5 || i === points.length - 1
     ? svg("text", { class: "tick", x: left + (i + 0.5) * slot, y: height - 8, "text-anchor": "middle", text: p.short })
     : null));
-  return svg("svg", { class: "chart", viewBox: `0 0 ${WIDTH} ${height}`, role: "img", "aria-label": title },
-    ticks, bars, labels);
+  return svg("svg", { class: "chart", viewBox: `0 0 ${COLUMNS_WIDTH} ${height}`, width: COLUMNS_WIDTH,
+    role: "img", "aria-label": title }, ticks, bars, labels);
 }
 
 function barChart(title, points) {
   if (!points.length) return h("p", { class: "muted", text: "Nothing yet." });
   const row = 28;
-  const left = 190;
+  const left = 150;
   const height = points.length * row + 8;
   const max = niceMax(Math.max(...points.map((p) => p.value)));
-  const scale = (value) => (value / max) * (WIDTH - left - 50);
-  return svg("svg", { class: "chart", viewBox: `0 0 ${WIDTH} ${height}`, role: "img", "aria-label": title },
+  const scale = (value) => (value / max) * (BARS_WIDTH - left - 40);
+  return svg("svg", { class: "chart", viewBox: `0 0 ${BARS_WIDTH} ${height}`, width: BARS_WIDTH,
+    role: "img", "aria-label": title },
     points.map((p, i) => svg("g", {},
       svg("text", { class: "tick", x: left - 8, y: i * row + 19, "text-anchor": "end",
-        text: p.label.length > 28 ? `${p.label.slice(0, 27)}…` : p.label }),
+        text: p.label.length > 22 ? `${p.label.slice(0, 21)}…` : p.label }),
       svg("rect", { class: "bar", x: left, y: i * row + 5, height: row - 10, width: Math.max(2, scale(p.value)), "data-value": p.value },
         svg("title", { text: `${p.label}: ${p.value}` })),
       svg("text", { class: "tick", x: left + Math.max(2, scale(p.value)) + 6, y: i * row + 19, text: p.value }))));

@@ -3,6 +3,7 @@ worker running the real plate and face engines."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from playwright.sync_api import expect
@@ -75,6 +76,10 @@ def test_upload_see_the_plate_drawn_search_it_fuzzily_and_chart_it(page, start_w
     expect(page).to_have_url(re.compile(r"/ui/search\?plate=.+&fuzzy=2$"))
     expect(page.locator(f'.cards [data-plate="{plate}"]')).to_be_visible()
     save_screenshot(page, "search")
+    page.get_by_label("MD5, SHA-224 or SHA-256 (hex)").fill(hashlib.md5(photo.read_bytes()).hexdigest())
+    page.get_by_role("button", name="Open image").click()
+    expect(page.get_by_role("heading", name="parked-car.jpg", exact=True)).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/ui/images/[0-9a-f]{32}$"))
 
     # Stats need a key: the console says so, asks for it, and draws the charts once given.
     page.get_by_role("link", name="Stats", exact=True).click()

@@ -47,7 +47,8 @@ export function render(main, { query, navigate, notify }) {
   }));
   const digest = (query.get("digest") || "").trim();
   if (digest) {
-    if (DIGEST.test(digest)) navigate(imagePath(digest.toLowerCase()), { replace: true });
+    // After this render returns: the router is still inside it.
+    if (DIGEST.test(digest)) setTimeout(() => navigate(imagePath(digest.toLowerCase()), { replace: true }));
     else results.replaceChildren(h("p", { class: "error-text", text: "A digest is 32, 56 or 64 hexadecimal characters." }));
     return () => {};
   }

@@ -145,3 +145,32 @@ def test_pages_work_on_a_phone_sized_screen_and_by_keyboard(page, chromium, live
     expect(page.get_by_role("heading", name="No such image", exact=True)).to_be_visible()
     page.goto("/ui/search?digest=not-hex")
     expect(page.get_by_text("A digest is 32, 56 or 64 hexadecimal characters.")).to_be_visible()
+
+
+def test_the_console_works_when_every_data_route_needs_a_key(app, page):
+    """Access control that asks a key of every API route: the console asks for one, then sends
+    it with every call, images included, and shows what it could not show before."""
+    from flask import jsonify, request
+
+    console_paths = re.compile(r"^/($|ui/(search|stats|images/[^/]+|static/.*)$)")
+
+    @app.before_request
+    def _every_route_needs_a_key():
+        if not console_paths.match(request.path) and request.headers.get("x-api-key") != API_KEY:
+            return jsonify({"error": "an API key with the read scope is needed", "status": 401}), 401
+        return None
+
+    data = shared_data("faces", OBAMA_1).read_bytes()
+    assert app.test_client().put("/image/guarded.jpg", data=data, headers={"x-api-key": API_KEY}).status_code == 200
+
+    page.goto("/")
+    expect(page.get_by_role("alert")).to_contain_text("needs an API key")
+    page.get_by_role("alert").get_by_role("button", name="Enter API key").click()
+    page.get_by_label("API key (kept only in this browser tab)").fill(API_KEY)
+    page.get_by_role("button", name="Use key").click()
+    card = page.locator(".cards .card", has_text="guarded.jpg")
+    expect(card.locator("img.thumb")).to_have_attribute("src", re.compile("^blob:"))
+    card.get_by_role("link").click()
+    expect(page.get_by_role("heading", name="guarded.jpg", exact=True)).to_be_visible()
+    expect(page.locator("img.photo")).to_have_attribute("src", re.compile("^blob:"))
+    expect(page.get_by_role("alert")).to_be_hidden()

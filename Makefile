@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-DEBIAN_PACKAGES := redis-server rabbitmq-server iproute2 iptables prometheus
+DEBIAN_PACKAGES := redis-server rabbitmq-server iproute2 iptables prometheus chromium
 
 .PHONY: test test-fast test-faults system-deps venv lint bench clean
 

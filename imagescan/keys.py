@@ -128,3 +128,16 @@ def format_counts() -> str:
 def camera_counts() -> str:
     """Sorted set: "Make - Model" -> number of images."""
     return "stats:cameras"
+
+
+# -- the web console ----------------------------------------------------------
+
+
+def recent_images() -> str:
+    """Sorted set: SHA-256 -> time first received (Unix seconds); the newest-first listing."""
+    return "images:recent"
+
+
+def thumbnail(sha256: str, size: int) -> str:
+    """String with a TTL: a JPEG of the upright image at most `size` pixels on a side."""
+    return f"thumb:{sha256}:{size}"

@@ -22,7 +22,7 @@ from .platetext import normalize_plate
 QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
 STATS_DAYS_KEPT = 40  # per-day upload counters outlive the 30 days the stats report
 
-# KEYS: record, names, md5 alias, sha224 alias, today's upload counter
+# KEYS: record, names, md5 alias, sha224 alias, today's upload counter, recent images
 # ARGV: sha256, md5, sha224, size, received_at, name score, name ("" for none), counter ttl
 _REGISTER = """
 local created = redis.call('HSETNX', KEYS[1], 'sha256', ARGV[1])
@@ -33,6 +33,7 @@ if created == 1 then
   redis.call('SET', KEYS[4], ARGV[1])
   redis.call('INCR', KEYS[5])
   redis.call('EXPIRE', KEYS[5], ARGV[8])
+  redis.call('ZADD', KEYS[6], ARGV[6], ARGV[1])
 end
 if ARGV[7] ~= '' then
   redis.call('ZADD', KEYS[2], 'NX', ARGV[6], ARGV[7])
@@ -204,6 +205,7 @@ class ImageStore:
                 keys.digest_alias(digests.md5),
                 keys.digest_alias(digests.sha224),
                 keys.uploads_on_day(now.date().isoformat()),
+                keys.recent_images(),
             ],
             args=[
                 digests.sha256, digests.md5, digests.sha224, size, _iso(now),

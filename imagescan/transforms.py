@@ -104,3 +104,13 @@ def transform(image: Image.Image, operation: str) -> Rendered:
     """Apply one of OPERATIONS to an opened image and encode the result."""
     fmt = output_format(operation, image.format)
     return encode(operate(upright(image), operation), fmt)
+
+
+def thumbnail(image: Image.Image, max_side: int) -> Rendered:
+    """A JPEG of the upright image, at most max_side pixels on either side (never enlarged)."""
+    image.draft(image.mode, (max_side, max_side))  # JPEG decodes at 1/2, 1/4 or 1/8 scale: much faster
+    small = upright(image)
+    small.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    flatten_for_jpeg(small).save(buffer, "JPEG", quality=82)
+    return Rendered(buffer.getvalue(), CONTENT_TYPES["JPEG"])

@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from imagescan.config import Settings
 
+from . import console
 from . import metrics as rest_metrics
 from . import services as services_module
 from .api import BLUEPRINTS
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, services: services_module.Servi
     register_error_handlers(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    app.register_blueprint(console.blueprint)  # the web console at /
     _log_every_call(app)
     rest_metrics.instrument(app)
     return app

@@ -10,6 +10,8 @@ import copy
 
 from imagescan import __version__, transforms
 
+from . import openapi_console
+
 _REF = "#/components/schemas/"
 
 
@@ -394,6 +396,7 @@ def build_spec(version: str = __version__) -> dict:
     for part in (_plates_paths, _faces_paths, _images_paths, _jobs_paths, _transform_paths,
                  _image_service_paths, _docs_paths):
         paths.update(copy.deepcopy(part()))
+    paths.update(copy.deepcopy(openapi_console.paths(NEEDS_KEY, NOT_FOUND)))
     _operation_ids(paths)
     return {
         "openapi": "3.0.3",
@@ -406,10 +409,10 @@ def build_spec(version: str = __version__) -> dict:
                            '`{"error": str, "status": int}`.',
         },
         "tags": [{"name": n} for n in ("plates", "faces", "images", "jobs", "prog-image",
-                                        "image service", "operations", "docs")],
+                                        "image service", "operations", "docs", "console")],
         "paths": paths,
         "components": {
-            "schemas": copy.deepcopy(SCHEMAS),
+            "schemas": copy.deepcopy({**SCHEMAS, **openapi_console.SCHEMAS}),
             "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
         },
     }

@@ -56,6 +56,11 @@ def _unpack(cached: bytes) -> transforms.Rendered:
 
 
 def _compute(sha256: str, operation: str) -> transforms.Rendered:
+    return render_stored(sha256, lambda image: transforms.transform(image, operation))
+
+
+def render_stored(sha256: str, render) -> transforms.Rendered:
+    """`render(opened image)` on an image's stored original, in one of the transform slots."""
     services = current()
     data = services.blobs.get(sha256)
     if data is None:
@@ -63,8 +68,7 @@ def _compute(sha256: str, operation: str) -> transforms.Rendered:
     if not _slots.acquire(timeout=SLOT_WAIT_SECONDS):
         raise ApiError(503, "too many transforms in progress; retry shortly", headers={"Retry-After": RETRY_AFTER_SECONDS})
     try:
-        image = transforms.open_image(data, services.settings.max_image_pixels)
-        return transforms.transform(image, operation)
+        return render(transforms.open_image(data, services.settings.max_image_pixels))
     except ImageRejected as rejected:
         raise ApiError(rejected.status, rejected.reason) from None
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types on corrupt data

@@ -9,6 +9,8 @@ RETENTION_SECONDS (7 days), then Redis drops it (its id answers 404); a waiting 
 analysis, its id is in ``keys.image_jobs(sha256)``; the worker renders every waiting job when the
 analysis ends. A job created after the analysis ended is rendered through a ``render`` work
 message instead. Both paths may reach the same job; completing is idempotent.
+``keys.image_job_history(sha256)`` lists every job of an image, finished ones too, for as long
+as their records are kept, so that erasing the image also erases its jobs and their outputs.
 """
 
 from __future__ import annotations
@@ -81,7 +83,14 @@ def create(redis, job_id: str, sha256: str) -> None:
         mapping={"status": PENDING, "sha256": sha256, "created": now, "updated": now},
     )
     pipe.sadd(keys.image_jobs(sha256), job_id)
+    _remember(pipe, sha256, job_id)
     pipe.execute()
+
+
+def _remember(pipe, sha256: str, job_id: str) -> None:
+    """In the image's job history, which outlives (by a little) every finished job it lists."""
+    pipe.sadd(keys.image_job_history(sha256), job_id)
+    pipe.expire(keys.image_job_history(sha256), RETENTION_SECONDS + 3600)
 
 
 def create_failed(redis, job_id: str, message: str, sha256: str = "") -> None:
@@ -95,6 +104,7 @@ def create_failed(redis, job_id: str, message: str, sha256: str = "") -> None:
     pipe.expire(keys.job(job_id), RETENTION_SECONDS)
     if sha256:
         pipe.srem(keys.image_jobs(sha256), job_id)
+        _remember(pipe, sha256, job_id)
     pipe.execute()
 
 
@@ -118,6 +128,8 @@ def _update_unfinished(redis, job_id: str, sha256: str, **fields: str) -> bool:
     if fields.get("status") in FINISHED:
         if changed:
             redis.expire(keys.job(job_id), RETENTION_SECONDS)
+            if sha256:
+                redis.expire(keys.image_job_history(sha256), RETENTION_SECONDS + 3600)
         if sha256:
             redis.srem(keys.image_jobs(sha256), job_id)
     return changed

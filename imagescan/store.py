@@ -22,8 +22,10 @@ from .platetext import normalize_plate
 QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
 STATS_DAYS_KEPT = 40  # per-day upload counters outlive the 30 days the stats report
 
-# KEYS: record, names, md5 alias, sha224 alias, today's upload counter
-# ARGV: sha256, md5, sha224, size, received_at, name score, name ("" for none), counter ttl
+# KEYS: record, names, md5 alias, sha224 alias, today's upload counter, images by age,
+#       the erasure tombstones of the three digests
+# ARGV: sha256, md5, sha224, size, received_at, name score, name ("" for none), counter ttl,
+#       received at (Unix seconds)
 _REGISTER = """
 local created = redis.call('HSETNX', KEYS[1], 'sha256', ARGV[1])
 if created == 1 then
@@ -33,6 +35,8 @@ if created == 1 then
   redis.call('SET', KEYS[4], ARGV[1])
   redis.call('INCR', KEYS[5])
   redis.call('EXPIRE', KEYS[5], ARGV[8])
+  redis.call('ZADD', KEYS[6], ARGV[9], ARGV[1])
+  redis.call('DEL', KEYS[7], KEYS[8], KEYS[9])  -- sent again after an erasure: a new image
 end
 if ARGV[7] ~= '' then
   redis.call('ZADD', KEYS[2], 'NX', ARGV[6], ARGV[7])
@@ -204,10 +208,12 @@ class ImageStore:
                 keys.digest_alias(digests.md5),
                 keys.digest_alias(digests.sha224),
                 keys.uploads_on_day(now.date().isoformat()),
+                keys.images_by_age(),
+                keys.erased(digests.sha256), keys.erased(digests.md5), keys.erased(digests.sha224),
             ],
             args=[
                 digests.sha256, digests.md5, digests.sha224, size, _iso(now),
-                time.time(), name or "", STATS_DAYS_KEPT * 86400,
+                time.time(), name or "", STATS_DAYS_KEPT * 86400, round(now.timestamp(), 3),
             ],
         )
         return bool(created), _text(status)
@@ -236,14 +242,14 @@ class ImageStore:
     # -- URLs ------------------------------------------------------------------
 
     @staticmethod
-    def _url_key(url: str) -> str:
+    def url_key(url: str) -> str:
         return keys.url_seen(hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest())
 
     def image_for_url(self, url: str) -> str | None:
-        return _text(self.redis.get(self._url_key(url)))
+        return _text(self.redis.get(self.url_key(url)))
 
     def remember_url(self, url: str, sha256: str) -> None:
-        self.redis.set(self._url_key(url), sha256)
+        self.redis.set(self.url_key(url), sha256)
 
     # -- statistics kept at ingest ---------------------------------------------
 

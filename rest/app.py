@@ -14,6 +14,7 @@ from imagescan.config import Settings
 
 from . import services as services_module
 from .api import BLUEPRINTS
+from .auth import install_access_control
 from .errors import register_error_handlers
 
 log = logging.getLogger("imagescan.rest")
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, services: services_module.Servi
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     _log_every_call(app)
+    install_access_control(app)  # after the request id is set, so refusals are logged with it
     return app
 
 

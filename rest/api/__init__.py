@@ -1,6 +1,6 @@
 """One blueprint per API family."""
 
-from . import docs, faces, image_service, images, jobs, plates, transforms
+from . import docs, erasure, faces, image_service, images, jobs, plates, transforms
 
 BLUEPRINTS = (
     images.blueprint,
@@ -9,5 +9,6 @@ BLUEPRINTS = (
     jobs.blueprint,
     transforms.blueprint,
     image_service.blueprint,
+    erasure.blueprint,
     docs.blueprint,
 )

@@ -93,6 +93,15 @@ def _remember(pipe, sha256: str, job_id: str) -> None:
     pipe.expire(keys.image_job_history(sha256), RETENTION_SECONDS + 3600)
 
 
+def discard(redis, job_id: str, sha256: str) -> None:
+    """Forget a job entirely (its image was erased while the job was being made)."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.delete(keys.job(job_id))
+    pipe.srem(keys.image_jobs(sha256), job_id)
+    pipe.srem(keys.image_job_history(sha256), job_id)
+    pipe.execute()
+
+
 def create_failed(redis, job_id: str, message: str, sha256: str = "") -> None:
     """A job that failed before it could wait for anything (rejected or unqueueable upload)."""
     now = str(int(time.time()))

@@ -70,7 +70,12 @@ def create_job():
         jobs.create(services.redis, job_id, digests.sha256)
         # Read after registering the job: if the analysis ends in between, the worker's
         # hook sees the job or this read sees `done` (maybe both; rendering is idempotent).
-        if services.store.status(digests.sha256) == DONE:
+        # Likewise an erasure meanwhile either erased the job or is seen here.
+        status = services.store.status(digests.sha256)
+        if status is None:
+            jobs.discard(services.redis, job_id, digests.sha256)
+            raise ApiError(404, "the image was erased while the job was being created")
+        if status == DONE:
             services.publisher.publish(
                 topology.RENDER, request_id=g.get("request_id", ""),
                 job_id=job_id, sha256=digests.sha256,

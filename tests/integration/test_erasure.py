@@ -13,7 +13,7 @@ import pytest
 
 from imagescan import erasure, faceindex, keys
 from imagescan.digests import Digests
-from tests.conftest import shared_data, wait_for_status
+from tests.conftest import wait_for_status
 from tests.imagefactory import jpeg, with_gps
 from tests.integration.test_faces_api import BIDEN, OBAMA_1, OBAMA_2, OBAMA_AND_BIDEN, face_photo
 from tests.integration.test_plates_api import plate_photo
@@ -254,3 +254,20 @@ def test_one_retention_pass_per_interval_whatever_the_number_of_workers(app, cli
     for thread in threads:
         thread.join()
     assert sorted(results, key=lambda r: r is None) == [0, None, None, None]
+
+
+def test_the_worker_retention_task_erases_in_the_background(settings, client, redis_client, worker_services):
+    from worker.retention import RetentionTask
+
+    aged, fresh = scan(client, "aged.jpg", jpeg(seed=70)), scan(client, "fresh.jpg", jpeg(seed=71))
+    redis_client.zadd(keys.images_by_age(), {aged.sha256: time.time() - 3 * 86400}, xx=True)  # received 3 days ago
+    services = worker_services(settings=settings.replace(retention_days=2, retention_interval=0.3))
+    task = RetentionTask(services).start()
+    try:
+        deadline = time.monotonic() + 30
+        while client.get(f"/images/{aged.sha256}").status_code != 404:
+            assert time.monotonic() < deadline, "retention did not run"
+            time.sleep(0.1)
+    finally:
+        task.stop()
+    assert client.get(f"/images/{fresh.sha256}").status_code == 200

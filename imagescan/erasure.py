@@ -30,11 +30,11 @@ from datetime import UTC, datetime
 import redis as redis_lib
 
 from . import keys, transforms
+from .faceindex import KEPT_ERASURES
 from .imaging import camera_label
 from .store import DONE, ImageStore
 
 TOMBSTONE_SECONDS = 24 * 3600  # longer than any analysis can take
-KEPT_FACE_ERASURES = 100_000  # a worker further behind than this reloads its whole face index
 RETENTION_BATCH = 100  # images per retention transaction round
 RETENTION_BATCHES_PER_PASS = 10  # a pass erases at most this many batches, then yields
 _MAX_TRIES = 50
@@ -142,7 +142,7 @@ def _queue_deletion(pipe, plan: _Plan) -> None:
         pipe.hdel(keys.face_encodings(), *plan.face_ids)
         pipe.hdel(keys.face_owner(), *plan.face_ids)
         pipe.eval(_MARK_FACES_ERASED, 2, keys.face_erasure_seq(), keys.face_erasures(),
-                  *plan.face_ids, KEPT_FACE_ERASURES)
+                  *plan.face_ids, KEPT_ERASURES)
     for plate in plan.plates:
         pipe.srem(keys.plate_images(plate), sha256)
     if plan.lone_plates:

@@ -44,7 +44,7 @@ ENCODING_DTYPE = np.dtype("<f4")
 DEFAULT_TOLERANCE = 0.6
 _SYNC_CHUNK = 2000  # face ids per Lua call while catching up: ~1 MB reply, Redis busy a few ms
 _INITIAL_CAPACITY = 1024
-_KEPT_ERASURES = 100_000  # as imagescan.erasure keeps them: further behind, a worker reloads
+KEPT_ERASURES = 100_000  # face erasures listed in Redis; a worker further behind reloads all
 
 # KEYS: face_seq, face_encodings, face_owner, image_faces(sha), erasure tombstone of sha
 # ARGV: sha256, then one (encoding bytes, box JSON) pair per face
@@ -169,12 +169,17 @@ class EncodingMatrix:
         wanted = np.fromiter(face_ids, dtype=np.int64)
         if self.size == 0 or wanted.size == 0:
             return 0
-        keep = ~np.isin(self._face_ids[: self.size], wanted)
-        kept = int(keep.sum())
+        holes = np.flatnonzero(np.isin(self._face_ids[: self.size], wanted))
+        if holes.size == 0:
+            return 0
+        # Rows have no order: the last rows move into the holes, O(removed) rather than O(size).
+        kept = self.size - holes.size
+        movers = np.setdiff1d(np.arange(kept, self.size), holes)
+        targets = holes[holes < kept]
         for array in (self._rows, self._squared_norms, self._owner_index, self._face_ids):
-            array[:kept] = array[: self.size][keep]
-        removed, self.size = self.size - kept, kept
-        return removed
+            array[targets] = array[movers]
+        self.size = kept
+        return int(holes.size)
 
     def within(self, queries, tolerance: float, exclude_owner: str | None = None) -> dict[str, float]:
         """Owners having a face at euclidean distance <= tolerance from any query, with the best distance.
@@ -319,7 +324,7 @@ class FaceIndex:
         latest = int(self.redis.get(keys.face_erasure_seq()) or 0)
         if latest == self._erasures_seen:
             return
-        if latest - self._erasures_seen > _KEPT_ERASURES or latest < self._erasures_seen:
+        if latest - self._erasures_seen > KEPT_ERASURES or latest < self._erasures_seen:
             self._matrix, self._synced_through = EncodingMatrix(), 0
             self._erasures_seen = latest
             self._load_new_faces()

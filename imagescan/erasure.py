@@ -1,11 +1,11 @@
 """Erasing an image and everything made from it, on request or by age (retention).
 
-`erase` removes, in one Redis transaction: the record, its names, its MD5/SHA-224 aliases,
+`erase` deletes the original and the jobs' rendered outputs from the blob store, then
+removes, in one Redis transaction: the record, its names, its MD5/SHA-224 aliases,
 the URLs that led to it, its plate index entries (and a plate from the known plates when no
 other image shows it), its faces (encodings, owners, the faces list), its matches and the
 matches other images hold to it, its cached transforms, its jobs (waiting and finished), its
 place in the retention index, and its share of the statistics (upload day, format, camera).
-Then the blob store loses the original and the jobs' rendered outputs.
 
 Why nothing comes back
 ----------------------
@@ -168,12 +168,18 @@ def _queue_stats_removal(pipe, record: dict) -> None:
 
 def erase(store: ImageStore, blobs, sha256: str, *, who: str, reason: str = "request") -> Erased | None:
     """Erase one image (by SHA-256) everywhere; None when there is no such image."""
+    deleted: set[str] = set()
     for _ in range(_MAX_TRIES):
         with store.redis.pipeline(transaction=True) as pipe:
             try:
                 plan = _plan(pipe, sha256)
                 if plan is None:
                     return None
+                # Bytes first: if the blob store fails, the record is still there and a
+                # retried DELETE finds everything again.
+                for blob in set(plan.blobs) - deleted:
+                    blobs.delete(blob)
+                    deleted.add(blob)
                 pipe.multi()
                 _queue_deletion(pipe, plan)
                 pipe.execute()
@@ -182,8 +188,6 @@ def erase(store: ImageStore, blobs, sha256: str, *, who: str, reason: str = "req
                 time.sleep(0.01)  # an analysis or job wrote meanwhile: read again
     else:
         raise ErasureContended(f"image {sha256} kept changing during its erasure")
-    for blob in plan.blobs:
-        blobs.delete(blob)
     audit_log.info("erased image %s (%s) by %s", sha256, reason, who,
                    extra={"audit": "erased", "who": who, "sha256": sha256, "reason": reason,
                           "at": _now_iso(), "removed": plan.removed})

@@ -120,6 +120,36 @@ def log_key_action(action: str, who: str, key: ApiKey | None, key_id: str = "") 
     audit_log.info("%s API key %s by %s", action, fields["key_id"], who, extra=fields)
 
 
+class _PublishAtOnce(logging.Handler):
+    """Publishes each record on `<host>.rest.info` before returning: a command exits right after
+    its action, and the background log publisher could lose the record then."""
+
+    def __init__(self, settings):
+        super().__init__()
+        self.settings = settings
+
+    def emit(self, record: logging.LogRecord) -> None:
+        import pika
+
+        from . import topology
+        from .broker import BROKER_ERRORS, connect
+        from .logbus import record_to_json
+
+        body = record_to_json(record, "rest", self.settings.hostname).encode()
+        try:
+            connection = connect(self.settings)
+            try:
+                channel = connection.channel()
+                topology.declare_logs(channel)
+                channel.basic_publish(topology.LOG_EXCHANGE,
+                                      topology.log_routing_key(self.settings.hostname, "rest", "info"),
+                                      body, pika.BasicProperties(content_type="application/json"))
+            finally:
+                connection.close()
+        except BROKER_ERRORS as exc:
+            print(f"warning: the action was done but could not be logged on the broker: {exc!r}", file=sys.stderr)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m imagescan.apikeys", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,8 +168,9 @@ def main(argv=None) -> int:
 
     args = _parser().parse_args(argv)
     settings = Settings.from_env()
-    configure_logging(settings.replace(log_level="WARNING"), "rest")
+    configure_logging(settings.replace(log_level="WARNING"), "rest", to_broker=False)
     audit_log.setLevel(logging.INFO)  # key actions go to the logs exchange, other chatter does not
+    audit_log.addHandler(_PublishAtOnce(settings))
     redis, who = connect_redis(settings), f"{getpass.getuser()}@{settings.hostname} (command line)"
     try:
         if args.command == "create":
@@ -161,9 +192,6 @@ def main(argv=None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    finally:
-        for handler in logging.getLogger().handlers:
-            handler.flush()
     return 0
 
 

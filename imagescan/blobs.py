@@ -33,6 +33,8 @@ class BlobStore(Protocol):
 
     def exists(self, sha256: str) -> bool: ...
 
+    def delete(self, sha256: str) -> None: ...
+
 
 class RedisBlobStore:
     """Each blob is one Redis string: memory cost is the image size plus about 100 bytes."""
@@ -49,6 +51,9 @@ class RedisBlobStore:
 
     def exists(self, sha256: str) -> bool:
         return bool(self._redis.exists(keys.blob(_checked(sha256))))
+
+    def delete(self, sha256: str) -> None:
+        self._redis.delete(keys.blob(_checked(sha256)))
 
 
 class DirectoryBlobStore:
@@ -81,6 +86,9 @@ class DirectoryBlobStore:
 
     def exists(self, sha256: str) -> bool:
         return self._path(sha256).exists()
+
+    def delete(self, sha256: str) -> None:
+        self._path(sha256).unlink(missing_ok=True)
 
 
 def open_blob_store(settings: Settings, client: redis.Redis) -> BlobStore:

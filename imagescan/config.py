@@ -92,6 +92,9 @@ class Settings:
     proxy_hops: int = 0  # trusted proxies in front of the REST (X-Forwarded-For hops to believe)
     metrics_port: int = 0  # worker and logs serve /metrics on this port (0: not served)
     metrics_dir: str = ""  # multiprocess metric files (empty: a fresh temporary directory)
+    auth: str = "seed"  # "seed": only the image-service routes take API_KEY; "keys": scoped keys everywhere
+    retention_days: int = 0  # erase images received more than this many days ago (0: keep forever)
+    retention_interval: float = 600.0  # seconds between two retention passes of a worker
 
     @property
     def max_upload_bytes(self) -> int:
@@ -134,6 +137,9 @@ class Settings:
             proxy_hops=_int(env, "PROXY_HOPS", 0),
             metrics_port=_int(env, "METRICS_PORT", 0),
             metrics_dir=_str(env, "METRICS_DIR", ""),
+            auth=_str(env, "AUTH", "seed").lower(),
+            retention_days=_int(env, "RETENTION_DAYS", 0),
+            retention_interval=_float(env, "RETENTION_INTERVAL", 600.0),
         )
         settings.validate()
         return settings
@@ -143,6 +149,10 @@ class Settings:
             raise ConfigError(f"BLOB_STORE must be 'redis' or 'dir', got {self.blob_store!r}")
         if self.blob_store == "dir" and not self.blob_dir:
             raise ConfigError("BLOB_STORE=dir needs BLOB_DIR")
+        if self.auth not in ("seed", "keys"):
+            raise ConfigError(f"AUTH must be 'seed' or 'keys', got {self.auth!r}")
+        if self.retention_interval <= 0:
+            raise ConfigError(f"RETENTION_INTERVAL must be positive, got {self.retention_interval}")
         if not 0 < self.face_tolerance < 2:
             raise ConfigError(f"FACE_TOLERANCE must be between 0 and 2, got {self.face_tolerance}")
 

@@ -19,6 +19,11 @@ faces, the worker of the later one (higher id) therefore sees the earlier one, a
 match is stored on both images (ZADD LT keeps the smallest distance), so ``/match`` is a
 plain read. If both workers see each other, both write the same pair: harmless.
 
+Erasure (imagescan.erasure) removes an image's faces from Redis and lists their ids in
+``face_erasures``; each worker drops those rows from its matrix on its next sync. Until
+then a stale row can only propose a match: the script storing matches writes a pair only
+while both images still hold faces, and faces are never added under an erasure tombstone.
+
 Each process keeps its own matrix, grown by doubling, and the query is one vectorised
 pass: ``|a-b|^2 = |a|^2 + |b|^2 - 2 a.b`` with a matrix-vector product, candidates
 re-checked exactly in float64 so the float32 shortcut never changes an answer.
@@ -41,15 +46,19 @@ ENCODING_DTYPE = np.dtype("<f4")
 DEFAULT_TOLERANCE = 0.6
 _SYNC_CHUNK = 2000  # face ids per Lua call while catching up: ~1 MB reply, Redis busy a few ms
 _INITIAL_CAPACITY = 1024
+KEPT_ERASURES = 100_000  # face erasures listed in Redis; a worker further behind reloads all
 
-# KEYS: face_seq, face_encodings, face_owner, image_faces(sha)
+# KEYS: face_seq, face_encodings, face_owner, image_faces(sha), erasure tombstone of sha
 # ARGV: sha256, then one (encoding bytes, box JSON) pair per face
 # Returns {1, faces JSON} when the faces were added now, {0, faces JSON} when the image
-# already had its faces (a redelivered message): then nothing is written.
+# already had its faces (a redelivered message) or was just erased: then nothing is written.
 _ADD_FACES_LUA = """
 local existing = redis.call('GET', KEYS[4])
 if existing then
     return {0, existing}
+end
+if redis.call('EXISTS', KEYS[5]) == 1 then
+    return {0, '[]'}
 end
 local parts = {}
 for i = 2, #ARGV, 2 do
@@ -64,9 +73,28 @@ return {1, faces}
 """
 
 
+# KEYS: image_matches(sha), image_faces(sha), then image_matches(other), image_faces(other)
+# per other image; ARGV: sha256, then (other sha256, distance) per other image.
+# A pair is stored only while both images hold faces: never for an image being erased.
+# LT: a new pair is added, an existing pair only ever gets a smaller distance.
+_STORE_MATCHES_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local stored = 0
+for i = 3, #KEYS, 2 do
+    if redis.call('EXISTS', KEYS[i + 1]) == 1 then
+        local other, distance = ARGV[i - 1], ARGV[i]
+        redis.call('ZADD', KEYS[1], 'LT', distance, other)
+        redis.call('ZADD', KEYS[i], 'LT', distance, ARGV[1])
+        stored = stored + 1
+    end
+end
+return stored
+"""
+
+
 # KEYS: face_encodings, face_owner; ARGV: first id, last id, encoding size in bytes.
 # Returns the faces present in that id range (ids of deleted faces are skipped) as a
-# count and two bulk strings, encodings concatenated and owners joined by newlines:
+# count and three bulk strings, encodings concatenated, owners and ids joined by newlines:
 # two large replies parse far faster in redis-py than HMGET arrays of thousands of items.
 _FACE_RANGE_LUA = """
 local ids = {}
@@ -75,15 +103,16 @@ for id = tonumber(ARGV[1]), tonumber(ARGV[2]) do
 end
 local all_encodings = redis.call('HMGET', KEYS[1], unpack(ids))
 local all_owners = redis.call('HMGET', KEYS[2], unpack(ids))
-local encodings, owners = {}, {}
+local encodings, owners, found = {}, {}, {}
 for i = 1, #ids do
     local encoding, owner = all_encodings[i], all_owners[i]
     if encoding and owner and string.len(encoding) == tonumber(ARGV[3]) then
         encodings[#encodings + 1] = encoding
         owners[#owners + 1] = owner
+        found[#found + 1] = ids[i]
     end
 end
-return {#owners, table.concat(encodings), table.concat(owners, '\\n')}
+return {#owners, table.concat(encodings), table.concat(owners, '\\n'), table.concat(found, '\\n')}
 """
 
 
@@ -116,6 +145,7 @@ class EncodingMatrix:
         self._rows = np.empty((capacity, ENCODING_SIZE), dtype=np.float32)
         self._squared_norms = np.empty(capacity, dtype=np.float32)
         self._owner_index = np.empty(capacity, dtype=np.int32)
+        self._face_ids = np.empty(capacity, dtype=np.int64)
         self._owners: list[str] = []  # distinct owners; _owner_index points into it
         self._owner_numbers: dict[str, int] = {}
         self.size = 0
@@ -123,17 +153,35 @@ class EncodingMatrix:
     def __len__(self) -> int:
         return self.size
 
-    def append(self, encodings: np.ndarray, owners: Sequence[str]) -> None:
+    def append(self, encodings: np.ndarray, owners: Sequence[str], face_ids: Sequence[int] | None = None) -> None:
         encodings = np.asarray(encodings, dtype=np.float32).reshape(-1, ENCODING_SIZE)
         count = len(encodings)
-        if count != len(owners):
-            raise ValueError("one owner per encoding")
+        if count != len(owners) or (face_ids is not None and count != len(face_ids)):
+            raise ValueError("one owner (and face id) per encoding")
         self.reserve(self.size + count)
         end = self.size + count
         self._rows[self.size : end] = encodings
         self._squared_norms[self.size : end] = np.einsum("ij,ij->i", encodings, encodings)
         self._owner_index[self.size : end] = [self._owner_number(owner) for owner in owners]
+        self._face_ids[self.size : end] = -1 if face_ids is None else face_ids
         self.size = end
+
+    def remove_faces(self, face_ids: Iterable[int]) -> int:
+        """Drop the rows of these face ids (erased faces); returns how many rows went."""
+        wanted = np.fromiter(face_ids, dtype=np.int64)
+        if self.size == 0 or wanted.size == 0:
+            return 0
+        holes = np.flatnonzero(np.isin(self._face_ids[: self.size], wanted))
+        if holes.size == 0:
+            return 0
+        # Rows have no order: the last rows move into the holes, O(removed) rather than O(size).
+        kept = self.size - holes.size
+        movers = np.setdiff1d(np.arange(kept, self.size), holes)
+        targets = holes[holes < kept]
+        for array in (self._rows, self._squared_norms, self._owner_index, self._face_ids):
+            array[targets] = array[movers]
+        self.size = kept
+        return int(holes.size)
 
     def within(self, queries, tolerance: float, exclude_owner: str | None = None) -> dict[str, float]:
         """Owners having a face at euclidean distance <= tolerance from any query, with the best distance.
@@ -187,6 +235,7 @@ class EncodingMatrix:
         self._rows = _grown(self._rows, capacity, self.size)
         self._squared_norms = _grown(self._squared_norms, capacity, self.size)
         self._owner_index = _grown(self._owner_index, capacity, self.size)
+        self._face_ids = _grown(self._face_ids, capacity, self.size)
 
 
 def _grown(array: np.ndarray, capacity: int, used: int) -> np.ndarray:
@@ -207,9 +256,11 @@ class FaceIndex:
         self._matrix = EncodingMatrix()
         self._synced_through = 0  # every face id <= this is in the matrix (or was deleted)
         self._last_owner: bytes | None = None  # owner of face `_synced_through` when it was loaded
+        self._erasures_seen: int | None = None  # face erasures applied to the matrix
         self._lock = threading.Lock()
         self._add_script = redis.register_script(_ADD_FACES_LUA)
         self._range_script = redis.register_script(_FACE_RANGE_LUA)
+        self._matches_script = redis.register_script(_STORE_MATCHES_LUA)
 
     def __len__(self) -> int:
         return len(self._matrix)
@@ -235,7 +286,8 @@ class FaceIndex:
                 json.dumps(face.box.to_dict(), separators=(",", ":")),
             ]
         _, stored_json = self._add_script(
-            keys=[keys.face_seq(), keys.face_encodings(), keys.face_owner(), keys.image_faces(sha256)],
+            keys=[keys.face_seq(), keys.face_encodings(), keys.face_owner(), keys.image_faces(sha256),
+                  keys.erased(sha256)],
             args=arguments,
         )
         face_ids = [int(face["id"]) for face in json.loads(stored_json)]
@@ -264,6 +316,31 @@ class FaceIndex:
         return self._matrix.within(queries, self.tolerance, exclude_owner=sha256)
 
     def _sync_locked(self) -> int:
+        if self._erasures_seen is None:  # erasures before the first load removed their faces already
+            self._erasures_seen = int(self.redis.get(keys.face_erasure_seq()) or 0)
+        loaded = self._load_new_faces()
+        self._apply_erasures()
+        return loaded
+
+    def _apply_erasures(self) -> None:
+        """Drop faces erased (by any process) since the last sync; reload all when too far behind."""
+        latest = int(self.redis.get(keys.face_erasure_seq()) or 0)
+        if latest == self._erasures_seen:
+            return
+        if latest - self._erasures_seen > KEPT_ERASURES or latest < self._erasures_seen:
+            self._reset()
+            self._erasures_seen = latest
+            self._load_new_faces()
+            return
+        erased = self.redis.zrangebyscore(keys.face_erasures(), self._erasures_seen + 1, latest)
+        self._matrix.remove_faces(int(face_id) for face_id in erased)
+        self._erasures_seen = latest
+
+    def _reset(self) -> None:
+        self._matrix = EncodingMatrix()
+        self._synced_through, self._last_owner = 0, None
+
+    def _load_new_faces(self) -> int:
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(keys.face_seq())
             pipe.hget(keys.face_owner(), self._synced_through)
@@ -271,25 +348,25 @@ class FaceIndex:
         latest = int(latest or 0)
         if latest < self._synced_through or owner != self._last_owner:
             # Redis went back in time (restored from a snapshot that lost the last faces): ids
-            # are handed out again and some faces are gone, so the matrix is rebuilt.
+            # are handed out again and some faces are gone, so the matrix is rebuilt. (The last
+            # loaded face being erased also lands here: rare, and a reload is always correct.)
             log.warning("face counter went back from %d to %d; reloading the face index",
                         self._synced_through, latest)
-            self._matrix = EncodingMatrix()
-            self._synced_through, self._last_owner = 0, None
+            self._reset()
         start = self._synced_through
         self._matrix.reserve(len(self._matrix) + latest - self._synced_through)  # one allocation at start-up
         loaded = 0
         while self._synced_through < latest:
             first = self._synced_through + 1
             last = min(latest, self._synced_through + _SYNC_CHUNK)
-            count, raw_encodings, raw_owners = self._range_script(
+            count, raw_encodings, raw_owners, raw_ids = self._range_script(
                 keys=[keys.face_encodings(), keys.face_owner()],
                 args=[first, last, ENCODING_DTYPE.itemsize * ENCODING_SIZE],
             )
             if count:
                 owners = _text(raw_owners).split("\n")
                 encodings = np.frombuffer(raw_encodings, dtype=ENCODING_DTYPE).reshape(-1, ENCODING_SIZE)
-                self._matrix.append(encodings, owners)
+                self._matrix.append(encodings, owners, [int(i) for i in _text(raw_ids).split("\n")])
                 loaded += len(owners)
             self._synced_through = last
         if self._synced_through != start:
@@ -303,12 +380,13 @@ class FaceIndex:
     def _store_matches(self, sha256: str, best: dict[str, float]) -> None:
         if not best:
             return
-        pipe = self.redis.pipeline(transaction=True)
-        # LT: a new pair is added, an existing pair only ever gets a smaller distance
-        pipe.zadd(keys.image_matches(sha256), best, lt=True)
-        for other, distance in best.items():
-            pipe.zadd(keys.image_matches(other), {sha256: distance}, lt=True)
-        pipe.execute()
+        others = sorted(best)
+        script_keys = [keys.image_matches(sha256), keys.image_faces(sha256)]
+        arguments: list = [sha256]
+        for other in others:
+            script_keys += [keys.image_matches(other), keys.image_faces(other)]
+            arguments += [other, best[other]]
+        self._matches_script(keys=script_keys, args=arguments)
 
 
 def matches_for(redis, sha256: str) -> list[tuple[str, float]]:

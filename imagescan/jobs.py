@@ -9,6 +9,8 @@ RETENTION_SECONDS (7 days), then Redis drops it (its id answers 404); a waiting 
 analysis, its id is in ``keys.image_jobs(sha256)``; the worker renders every waiting job when the
 analysis ends. A job created after the analysis ended is rendered through a ``render`` work
 message instead. Both paths may reach the same job; completing is idempotent.
+``keys.image_job_history(sha256)`` lists every job of an image, finished ones too, for as long
+as their records are kept, so that erasing the image also erases its jobs and their outputs.
 """
 
 from __future__ import annotations
@@ -81,6 +83,22 @@ def create(redis, job_id: str, sha256: str) -> None:
         mapping={"status": PENDING, "sha256": sha256, "created": now, "updated": now},
     )
     pipe.sadd(keys.image_jobs(sha256), job_id)
+    _remember(pipe, sha256, job_id)
+    pipe.execute()
+
+
+def _remember(pipe, sha256: str, job_id: str) -> None:
+    """In the image's job history, which outlives (by a little) every finished job it lists."""
+    pipe.sadd(keys.image_job_history(sha256), job_id)
+    pipe.expire(keys.image_job_history(sha256), RETENTION_SECONDS + 3600)
+
+
+def discard(redis, job_id: str, sha256: str) -> None:
+    """Forget a job entirely (its image was erased while the job was being made)."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.delete(keys.job(job_id))
+    pipe.srem(keys.image_jobs(sha256), job_id)
+    pipe.srem(keys.image_job_history(sha256), job_id)
     pipe.execute()
 
 
@@ -95,6 +113,7 @@ def create_failed(redis, job_id: str, message: str, sha256: str = "") -> None:
     pipe.expire(keys.job(job_id), RETENTION_SECONDS)
     if sha256:
         pipe.srem(keys.image_jobs(sha256), job_id)
+        _remember(pipe, sha256, job_id)
     pipe.execute()
 
 
@@ -102,15 +121,17 @@ def waiting_for(redis, sha256: str) -> list[str]:
     return sorted(_text(member) for member in redis.smembers(keys.image_jobs(sha256)))
 
 
-# KEYS: job, the image's waiting set; ARGV: job id ("" when it waits on no image), retention
-# seconds ("" unless finishing), then field/value pairs. One step: a crash cannot leave a finished job that never expires
-# or that still waits on its image.
+# KEYS: job, the image's waiting set, the image's job history; ARGV: job id ("" when it waits on
+# no image), retention seconds ("" unless finishing), then field/value pairs. One step: a crash
+# cannot leave a finished job that never expires or that still waits on its image.
 _SET_IF_UNFINISHED = """
 local status = redis.call('HGET', KEYS[1], 'status')
 local unfinished = status and status ~= 'completed' and status ~= 'failed'
 if unfinished then
   for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
   if ARGV[2] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+  -- the history outlives (by a little) every finished job it lists
+  if ARGV[2] ~= '' and ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2]) + 3600) end
 end
 if ARGV[2] ~= '' and ARGV[1] ~= '' then redis.call('SREM', KEYS[2], ARGV[1]) end
 return unfinished and 1 or 0
@@ -123,9 +144,12 @@ def _update_unfinished(redis, job_id: str, sha256: str, **fields: str) -> bool:
     finishing = fields.get("status") in FINISHED
     flat = [item for pair in fields.items() for item in pair]
     # Without an image there is no waiting set to leave (the job's own key stands in for it).
-    waiting, member = (keys.image_jobs(sha256), job_id) if sha256 else (keys.job(job_id), "")
+    waiting, history, member = (
+        (keys.image_jobs(sha256), keys.image_job_history(sha256), job_id) if sha256
+        else (keys.job(job_id), keys.job(job_id), "")
+    )
     retention = str(RETENTION_SECONDS) if finishing else ""
-    return bool(redis.eval(_SET_IF_UNFINISHED, 2, keys.job(job_id), waiting, member, retention, *flat))
+    return bool(redis.eval(_SET_IF_UNFINISHED, 3, keys.job(job_id), waiting, history, member, retention, *flat))
 
 
 def mark_processing(redis, job_id: str) -> bool:

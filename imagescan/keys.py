@@ -6,6 +6,8 @@ are aliases. The README's "Redis key schema" section documents these keys.
 
 from __future__ import annotations
 
+import hashlib
+
 # -- images ------------------------------------------------------------------
 
 
@@ -22,6 +24,13 @@ def image_names(sha256: str) -> str:
 def digest_alias(digest: str) -> str:
     """String: MD5 or SHA-224 hex -> SHA-256 hex of the same image."""
     return f"alias:{digest}"
+
+
+def erased(digest: str) -> str:
+    """String with a TTL: tombstone of an image just erased (one per digest), so an analysis
+    under way cannot bring it back. Named by a one-way hash of the digest, never the digest."""
+    fingerprint = hashlib.sha256(f"imagescan-erased:{digest.lower()}".encode()).hexdigest()
+    return f"erased:{fingerprint}"
 
 
 def url_seen(url_digest: str) -> str:
@@ -70,6 +79,16 @@ def image_faces(sha256: str) -> str:
     return f"img:{sha256}:faces"
 
 
+def face_erasure_seq() -> str:
+    """String counter: the number of erasures that removed faces (workers compare it to theirs)."""
+    return "face:erased:seq"
+
+
+def face_erasures() -> str:
+    """Sorted set: id of an erased face -> the erasure number that removed it."""
+    return "face:erased"
+
+
 def image_matches(sha256: str) -> str:
     """Sorted set: SHA-256 of another image with a matching face -> best distance."""
     return f"img:{sha256}:matches"
@@ -97,6 +116,11 @@ def image_jobs(sha256: str) -> str:
     return f"img:{sha256}:jobs"
 
 
+def image_job_history(sha256: str) -> str:
+    """Set with a TTL: ids of every job ever made from this image, finished ones too (for erasure)."""
+    return f"img:{sha256}:alljobs"
+
+
 def transform_cache(sha256: str, operation: str) -> str:
     """String with a TTL: the result of a transform (jpeg, png, grayscale, mirror)."""
     return f"xform:{sha256}:{operation}"
@@ -110,6 +134,24 @@ def upload_link(upload_id: str) -> str:
 def auth_failures(client: str) -> str:
     """String counter with a TTL: failed API-key attempts from one client."""
     return f"authfail:{client}"
+
+
+# -- access control and retention ---------------------------------------------
+
+
+def api_key(key_id: str) -> str:
+    """Hash: one API key: SHA-256 of its secret, scopes, label, created_at (never the key itself)."""
+    return f"apikey:{key_id}"
+
+
+def api_key_ids() -> str:
+    """Set: the id of every API key."""
+    return "apikeys"
+
+
+def retention_lock() -> str:
+    """String with a TTL: held by the worker running a retention pass, so only one runs at once."""
+    return "retention:lock"
 
 
 # -- statistics kept at ingest ------------------------------------------------
@@ -134,7 +176,8 @@ def camera_counts() -> str:
 
 
 def recent_images() -> str:
-    """Sorted set: SHA-256 -> time first received (Unix seconds); the newest-first listing."""
+    """Sorted set: SHA-256 -> time first received (Unix seconds): the newest-first listing, and
+    oldest-first what retention erases."""
     return "images:recent"
 
 

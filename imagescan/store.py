@@ -22,8 +22,10 @@ from .platetext import normalize_plate
 QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
 STATS_DAYS_KEPT = 40  # per-day upload counters outlive the 30 days the stats report
 
-# KEYS: record, names, md5 alias, sha224 alias, today's upload counter, recent images
-# ARGV: sha256, md5, sha224, size, received_at, name score, name ("" for none), counter ttl
+# KEYS: record, names, md5 alias, sha224 alias, today's upload counter, recent images (the
+#       newest-first listing, also read by retention), the erasure tombstones of the three digests
+# ARGV: sha256, md5, sha224, size, received_at, name score (Unix seconds), name ("" for none),
+#       counter ttl
 _REGISTER = """
 local created = redis.call('HSETNX', KEYS[1], 'sha256', ARGV[1])
 if created == 1 then
@@ -34,6 +36,7 @@ if created == 1 then
   redis.call('INCR', KEYS[5])
   redis.call('EXPIRE', KEYS[5], ARGV[8])
   redis.call('ZADD', KEYS[6], ARGV[6], ARGV[1])
+  redis.call('DEL', KEYS[7], KEYS[8], KEYS[9])  -- sent again after an erasure: a new image
 end
 if ARGV[7] ~= '' then
   redis.call('ZADD', KEYS[2], 'NX', ARGV[6], ARGV[7])
@@ -206,10 +209,11 @@ class ImageStore:
                 keys.digest_alias(digests.sha224),
                 keys.uploads_on_day(now.date().isoformat()),
                 keys.recent_images(),
+                keys.erased(digests.sha256), keys.erased(digests.md5), keys.erased(digests.sha224),
             ],
             args=[
                 digests.sha256, digests.md5, digests.sha224, size, _iso(now),
-                time.time(), name or "", STATS_DAYS_KEPT * 86400,
+                now.timestamp(), name or "", STATS_DAYS_KEPT * 86400,
             ],
         )
         return bool(created), _text(status)
@@ -238,14 +242,14 @@ class ImageStore:
     # -- URLs ------------------------------------------------------------------
 
     @staticmethod
-    def _url_key(url: str) -> str:
+    def url_key(url: str) -> str:
         return keys.url_seen(hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest())
 
     def image_for_url(self, url: str) -> str | None:
-        return _text(self.redis.get(self._url_key(url)))
+        return _text(self.redis.get(self.url_key(url)))
 
     def remember_url(self, url: str, sha256: str) -> None:
-        self.redis.set(self._url_key(url), sha256)
+        self.redis.set(self.url_key(url), sha256)
 
     # -- statistics kept at ingest ---------------------------------------------
 

@@ -26,6 +26,7 @@ from .imaging import open_checked
 JPEG_QUALITY = 95
 JPEG_SOURCES = frozenset({"JPEG", "MPO"})
 OPERATIONS = ("jpeg", "png", "grayscale", "mirror")
+THUMBNAIL_SIZES = (128, 256, 512)  # the thumbnail sizes served (and erased with the image)
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
 # Modes PNG can store as they are; anything else is converted to RGB(A) first.
 _PNG_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"})

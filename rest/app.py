@@ -16,6 +16,7 @@ from . import console
 from . import metrics as rest_metrics
 from . import services as services_module
 from .api import BLUEPRINTS
+from .auth import install_access_control
 from .errors import register_error_handlers
 
 log = logging.getLogger("imagescan.rest")
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, services: services_module.Servi
     app.register_blueprint(console.blueprint)  # the web console at /
     _log_every_call(app)
     rest_metrics.instrument(app)
+    install_access_control(app)  # after the request id is set, so refusals are logged with it
     return app
 
 

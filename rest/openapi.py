@@ -236,7 +236,17 @@ def _images_paths() -> dict:
         "/images/{digest}": {"get": {
             "tags": ["images"], "summary": "Everything known about an image",
             "parameters": [_path_param("digest", _DIGEST)],
-            "responses": {"200": _json(_ref("Analysis"), "The image's record"), **NOT_FOUND},
+            "responses": {"200": _json(_ref("Analysis"), "The image's record (`faces` is null "
+                                                           "for a key without the faces scope)"),
+                          **NOT_FOUND},
+        }, "delete": {
+            "tags": ["images"], "summary": "Erase the image and everything made from it",
+            "description": "Original, record, names, plates, faces, matches, transforms, jobs and "
+                           "their outputs. Needs the admin scope (AUTH=keys) or an API_KEY (AUTH=seed).",
+            "security": [{"ApiKey": []}],
+            "parameters": [_path_param("digest", _DIGEST)],
+            "responses": {"200": _json({"type": "object"}, "Erased (or already erased)"),
+                          **NEEDS_KEY, **NOT_FOUND},
         }},
         "/healthz": {"get": {
             "tags": ["operations"], "summary": "Liveness: the process answers",
@@ -406,7 +416,9 @@ def build_spec(version: str = __version__) -> dict:
             "description": "Licence plates, faces and EXIF of uploaded images, plus the jobs, "
                            "prog-image and image-service APIs. Every route taking an image digest "
                            "accepts its MD5, SHA-224 or SHA-256. Every error is "
-                           '`{"error": str, "status": int}`.',
+                           '`{"error": str, "status": int}`. With AUTH=keys every route but '
+                           "/healthz, /readyz and /metrics needs an `x-api-key` with the route's "
+                           "scope (upload, read, faces or admin).",
         },
         "tags": [{"name": n} for n in ("plates", "faces", "images", "jobs", "prog-image",
                                         "image service", "operations", "docs", "console")],

@@ -52,6 +52,10 @@ def run_child(settings: Settings) -> int:
         log.warning("face index not loaded at start: %r", exc)
     consumer = Consumer(services)
     consumer.install_signal_handlers()
+    if settings.retention_days:
+        from .retention import RetentionTask
+
+        RetentionTask(services).start()
     consumer.run()
     logging.getLogger().handlers[-1].flush()
     return 0

@@ -101,13 +101,19 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
         lambda: index_faces(services, sha256, results["faces"]), should_stop, what="face index"
     )
     info = outcome["info"]
-    stored = with_redis(
-        lambda: services.store.save_analysis(
-            sha256, format=info.format, width=info.width, height=info.height,
-            results=results, camera_label=outcome["camera_label"],
-        ),
-        should_stop, what="save analysis",
-    )
+    try:
+        stored = with_redis(
+            lambda: services.store.save_analysis(
+                sha256, format=info.format, width=info.width, height=info.height,
+                results=results, camera_label=outcome["camera_label"],
+            ),
+            should_stop, what="save analysis",
+        )
+    except KeyError:  # erased while it was analysed: the erasure's tombstone kept its faces out
+        log.info("image %s was erased during its analysis; nothing saved", sha256,
+                 extra={**context, "outcome": "erased"})
+        IMAGES.labels("erased").inc()
+        return
     IMAGES.labels("done" if stored else "duplicate").inc()
     log.info(
         "inserted analysis of %s: %d plate(s), %d face(s), geotag %s",

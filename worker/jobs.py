@@ -63,6 +63,10 @@ def render_jobs_for_image(services, sha256: str) -> int:
     services.blobs.put(output_sha256, output.data)
     for job_id in waiting:
         jobs.complete(services.redis, job_id, sha256, output_sha256, output.content_type)
+    if services.store.status(sha256) is None:
+        # Erased while rendering: the erasure could not see this output yet.
+        services.blobs.delete(output_sha256)
+        return 0
     log.info("rendered %d job(s) for image %s", len(waiting), sha256,
              extra={"sha256": sha256, "output": output_sha256, "jobs": waiting})
     return len(waiting)

@@ -1,6 +1,6 @@
 """One blueprint per API family."""
 
-from . import docs, faces, image_service, images, jobs, listing, plates, transforms
+from . import docs, erasure, faces, image_service, images, jobs, listing, plates, transforms
 
 BLUEPRINTS = (
     images.blueprint,
@@ -10,5 +10,6 @@ BLUEPRINTS = (
     jobs.blueprint,
     transforms.blueprint,
     image_service.blueprint,
+    erasure.blueprint,
     docs.blueprint,
 )

@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify
 
 from imagescan import faceindex
 
+from ..auth import caller_has_scope
 from ..errors import RETRY_AFTER_SECONDS, ApiError
 from ..services import current
 
@@ -26,7 +27,9 @@ def image_analysis(digest: str):
     document = services.store.analysis(sha256)
     if document is None:  # vanished between the two reads
         raise ApiError(404, f"no image with digest {digest!r}")
-    if document["faces"]:
+    if not caller_has_scope("faces"):
+        document["faces"] = None  # face boxes and matches need the faces scope (AUTH=keys)
+    elif document["faces"]:
         # Matches keep arriving as other images are analysed: computed at read time.
         document["faces"] = faceindex.matches_by_face(services.redis, sha256, services.settings.face_tolerance)
         for face in document["faces"]:

@@ -70,8 +70,13 @@ def create_job():
         jobs.create(services.redis, job_id, digests.sha256)
         # Read after registering the job: if the analysis ends in between, the worker's
         # hook sees the job or this read sees `done` (maybe both; rendering is idempotent).
+        # Likewise an erasure meanwhile either erased the job or is seen here.
         # A failed image is not analysed again: the render message fails the job with why.
-        if services.store.status(digests.sha256) in (DONE, FAILED):
+        status = services.store.status(digests.sha256)
+        if status is None:
+            jobs.discard(services.redis, job_id, digests.sha256)
+            raise ApiError(404, "the image was erased while the job was being created")
+        if status in (DONE, FAILED):
             services.publisher.publish(
                 topology.RENDER, request_id=g.get("request_id", ""),
                 job_id=job_id, sha256=digests.sha256,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, jsonify, request
 
-from imagescan import imaging, keys, recent, transforms
+from imagescan import erasure, imaging, keys, recent, transforms
 
 from ..auth import require_api_key
 from ..errors import ApiError
@@ -26,7 +26,7 @@ blueprint = Blueprint("listing", __name__)
 
 DEFAULT_LIMIT = 24
 MAX_LIMIT = 100
-THUMBNAIL_SIZES = (128, 256, 512)
+THUMBNAIL_SIZES = transforms.THUMBNAIL_SIZES
 THUMBNAIL_TTL_SECONDS = 24 * 3600
 STATS_DAYS = 30
 
@@ -63,7 +63,9 @@ def thumbnail(digest: str):
     if data is None:
         # Rendered in the transforms' slots: at most a few whole-image decodes run at once.
         data = render_stored(sha256, lambda image: transforms.thumbnail(image, size)).data
-        services.redis.set(keys.thumbnail(sha256, size), data, ex=THUMBNAIL_TTL_SECONDS)
+        # Cached only while the image exists: an erasure meanwhile must not leave a thumbnail.
+        erasure.set_while_stored(services.redis, keys.thumbnail(sha256, size), sha256, data,
+                                 THUMBNAIL_TTL_SECONDS)
     response = Response(data, mimetype="image/jpeg")
     response.headers["Cache-Control"] = "public, max-age=86400"
     response.set_etag(f"{sha256}-{size}")

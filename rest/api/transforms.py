@@ -18,7 +18,7 @@ import threading
 import redis
 from flask import Blueprint, Response, jsonify, request
 
-from imagescan import keys, transforms
+from imagescan import erasure, keys, transforms
 from imagescan.imaging import ImageRejected
 
 from ..errors import RETRY_AFTER_SECONDS, ApiError, unavailable
@@ -90,7 +90,8 @@ def transformed(image_id: str, operation: str):
         else:
             rendered = _compute(sha256, operation)
             if len(rendered.data) <= CACHE_MAX_BYTES:
-                services.redis.set(cache_key, _pack(rendered), ex=CACHE_TTL_SECONDS)
+                # only while the image is stored: an erasure meanwhile must not leave a copy
+                erasure.set_while_stored(services.redis, cache_key, sha256, _pack(rendered), CACHE_TTL_SECONDS)
     except (redis.RedisError, OSError):
         raise unavailable("storage") from None
     response = Response(rendered.data, mimetype=rendered.content_type)

@@ -89,6 +89,7 @@ class Settings:
     worker_max_rss_mb: int = 0  # recycle the worker process above this resident size (0: never)
     network_timeout: float = 5.0  # seconds for connecting to Redis and RabbitMQ
     proxy_hops: int = 0  # trusted proxies in front of the REST (X-Forwarded-For hops to believe)
+    rest_decode_slots: int = 2  # large non-JPEG uploads fully decoded at once per REST process
 
     @property
     def max_upload_bytes(self) -> int:
@@ -128,6 +129,7 @@ class Settings:
             worker_max_rss_mb=_int(env, "WORKER_MAX_RSS_MB", 0),
             network_timeout=_float(env, "NETWORK_TIMEOUT", 5.0),
             proxy_hops=_int(env, "PROXY_HOPS", 0),
+            rest_decode_slots=_int(env, "REST_DECODE_SLOTS", 2, 1),
         )
         settings.validate()
         return settings

@@ -47,6 +47,11 @@ def known_plates() -> str:
     return "plates"
 
 
+def plate_fuzzy_bucket(bucket: int) -> str:
+    """Hash: lookalike-folded plate variant -> comma-separated plates (imagescan.plateindex)."""
+    return f"plate:fz:{bucket}"
+
+
 # -- faces -------------------------------------------------------------------
 
 

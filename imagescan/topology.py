@@ -2,6 +2,9 @@
 
     toWorker (direct, durable) --analyze/render--> imagescan.analyze (quorum, durable,
                                                    delivery-limit = MAX_ATTEMPTS)
+               --analyze.bulk-----> imagescan.analyze.bulk (same arguments): uploads that
+                                    said they are bulk; a worker takes from it only while
+                                    imagescan.analyze has nothing for it (the priority lane)
         ... after MAX_ATTEMPTS failed deliveries the broker dead-letters the message:
     toWorker.dead-letter (fanout, durable) ------> imagescan.analyze.dead (durable)
     logs (topic, durable)  <hostname>.<service>.<debug|info>  ---> the logs service (exclusive, "#")
@@ -14,6 +17,7 @@ from __future__ import annotations
 WORK_EXCHANGE = "toWorker"
 WORK_QUEUE = "imagescan.analyze"
 DEAD_LETTER_EXCHANGE = "toWorker.dead-letter"
+BULK_QUEUE = "imagescan.analyze.bulk"
 DEAD_LETTER_QUEUE = "imagescan.analyze.dead"
 LOG_EXCHANGE = "logs"
 
@@ -23,6 +27,14 @@ RENDER = "render"
 WORK_KINDS = (ANALYZE, RENDER)
 
 LOG_LEVELS = ("debug", "info")
+BULK_SUFFIX = ".bulk"
+
+
+def work_routing_key(kind: str, bulk: bool = False) -> str:
+    """`analyze` to the interactive lane, `analyze.bulk` to the bulk lane (analyses only)."""
+    if bulk and kind == ANALYZE:
+        return kind + BULK_SUFFIX
+    return kind
 
 
 def log_routing_key(hostname: str, service: str, level: str) -> str:
@@ -36,8 +48,18 @@ def declare_work(channel, max_attempts: int) -> None:
     """Declare the work exchange, queue and dead-letter path. Idempotent."""
     channel.exchange_declare(WORK_EXCHANGE, exchange_type="direct", durable=True)
     channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
+    for queue in (WORK_QUEUE, BULK_QUEUE):
+        _declare_work_queue(channel, queue, max_attempts)
+    for kind in WORK_KINDS:
+        channel.queue_bind(WORK_QUEUE, WORK_EXCHANGE, routing_key=kind)
+    channel.queue_bind(BULK_QUEUE, WORK_EXCHANGE, routing_key=work_routing_key(ANALYZE, bulk=True))
+    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True)
+    channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE)
+
+
+def _declare_work_queue(channel, queue: str, max_attempts: int) -> None:
     channel.queue_declare(
-        WORK_QUEUE,
+        queue,
         durable=True,
         arguments={
             # A quorum queue counts deliveries itself, so a message that crashes a worker
@@ -47,10 +69,6 @@ def declare_work(channel, max_attempts: int) -> None:
             "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
         },
     )
-    for kind in WORK_KINDS:
-        channel.queue_bind(WORK_QUEUE, WORK_EXCHANGE, routing_key=kind)
-    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True)
-    channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE)
 
 
 def declare_logs(channel) -> None:

@@ -108,7 +108,9 @@ SCHEMAS = {
             "digests": {"type": "object", "properties": {
                 k: {"type": "string"} for k in ("md5", "sha224", "sha256")}},
             "names": {"type": "array", "items": {"type": "string"},
-                      "description": "Filenames and URLs it was received under, first seen first"},
+                      "description": "Filenames and URLs it was received under, first seen first: "
+                                     "the 50 most recent (all of them: /images/{digest}/names)"},
+            "names_total": {"type": "integer", "description": "How many names it has in all"},
             "size": {"type": "integer"},
             "received_at": {"type": "string", "format": "date-time"},
             "analyzed_at": {"type": "string", "format": "date-time", "nullable": True},
@@ -233,6 +235,23 @@ def _images_paths() -> dict:
             "tags": ["images"], "summary": "Everything known about an image",
             "parameters": [_path_param("digest", _DIGEST)],
             "responses": {"200": _json(_ref("Analysis"), "The image's record"), **NOT_FOUND},
+        }},
+        "/images/{digest}/names": {"get": {
+            "tags": ["images"], "summary": "Every name of an image, a page at a time, first seen first",
+            "parameters": [
+                _path_param("digest", _DIGEST),
+                {"name": "offset", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+            ],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "names": {"type": "array", "items": {"type": "string"}},
+                "total": {"type": "integer"}, "offset": {"type": "integer"},
+                "next": {"type": "string", "nullable": True,
+                         "description": "Path of the next page; null on the last one"}}},
+                "A page of names"),
+                "400": _error("offset or limit is not a number in range"), **NOT_FOUND},
         }},
         "/healthz": {"get": {
             "tags": ["operations"], "summary": "Liveness: the process answers",

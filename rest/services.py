@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import redis
 from flask import current_app
@@ -22,11 +23,14 @@ class Services:
     store: ImageStore
     blobs: BlobStore
     publisher: Publisher
+    # Full decodes of large non-JPEG uploads at the same time in this process (memory bound).
+    decode_slots: threading.Semaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         client, store, blobs = open_storage(settings)
-        return cls(settings=settings, redis=client, store=store, blobs=blobs, publisher=Publisher(settings))
+        return cls(settings=settings, redis=client, store=store, blobs=blobs, publisher=Publisher(settings),
+                   decode_slots=threading.BoundedSemaphore(settings.rest_decode_slots))
 
 
 def current() -> Services:

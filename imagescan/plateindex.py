@@ -91,12 +91,12 @@ class PlateIndex:
         self._add = client.register_script(_ADD)
         self._find = client.register_script(_FIND)
 
-    def add(self, plates) -> None:
-        """File normalised plates in the index; idempotent."""
+    def add(self, plates, client=None) -> None:
+        """File normalised plates in the index; idempotent. `client`: a pipeline to queue on."""
         for plate in plates:
             forms = sorted(index_forms(plate))
             if forms and "," not in plate:
-                self._add(keys=[bucket_of(f) for f in forms], args=[plate, *forms])
+                self._add(keys=[bucket_of(f) for f in forms], args=[plate, *forms], client=client)
 
     def near(self, query: str, fuzziness: int) -> list[tuple[str, int]]:
         """(plate, distance) of the indexed plates within `fuzziness` edits, nearest first."""

@@ -229,21 +229,25 @@ class ImageStore:
 
     def register_upload(self, digests: Digests, size: int, name: str | None = None) -> tuple[bool, str]:
         """Record an image (once) and one more name for it. Returns (created, status)."""
+        created, status = self._register(**self._register_call(digests, size, name))
+        return bool(created), _text(status)
+
+    @staticmethod
+    def _register_call(digests: Digests, size: int, name: str | None) -> dict:
         now = _now()
-        created, status = self._register(
-            keys=[
+        return {
+            "keys": [
                 keys.image(digests.sha256),
                 keys.image_names(digests.sha256),
                 keys.digest_alias(digests.md5),
                 keys.digest_alias(digests.sha224),
                 keys.uploads_on_day(now.date().isoformat()),
             ],
-            args=[
+            "args": [
                 digests.sha256, digests.md5, digests.sha224, size, _iso(now),
                 time.time(), name or "", STATS_DAYS_KEPT * 86400,
             ],
-        )
-        return bool(created), _text(status)
+        }
 
     def mark_processing(self, sha256: str) -> str | None:
         """Set `processing` unless already done; returns the status it had (None: unknown)."""
@@ -255,18 +259,38 @@ class ImageStore:
     def save_analysis(self, sha256: str, *, format: str, width: int, height: int,
                       results: dict, camera_label: str | None) -> bool:
         """Store the analysis and index its plates, all at once. False if it was already done."""
-        plates = sorted({p["plate"] for p in results.get("plates", []) if p.get("plate")})
-        outcome = self._save(
-            keys=[keys.image(sha256), keys.format_counts(), keys.camera_counts(), keys.known_plates()]
-            + [keys.plate_images(p) for p in plates],
-            args=[sha256, json.dumps(results, separators=(",", ":")), format, width, height,
-                  _iso(_now()), camera_label or ""] + plates,
-        )
+        call = self._save_call(sha256, format, width, height, results, camera_label)
+        outcome = self._save(**call)
         if outcome == -1:
             raise KeyError(f"no image record for {sha256}")
         # Idempotent, so also run when this was a redelivery of an analysis already saved.
-        self.plate_index.add(plates)
+        self.plate_index.add(call["args"][7:])
         return outcome == 1
+
+    @staticmethod
+    def _save_call(sha256: str, format: str, width: int, height: int, results: dict,
+                   camera_label: str | None) -> dict:
+        plates = sorted({p["plate"] for p in results.get("plates", []) if p.get("plate")})
+        return {
+            "keys": [keys.image(sha256), keys.format_counts(), keys.camera_counts(), keys.known_plates()]
+            + [keys.plate_images(p) for p in plates],
+            "args": [sha256, json.dumps(results, separators=(",", ":")), format, width, height,
+                     _iso(_now()), camera_label or ""] + plates,
+        }
+
+    def import_analysed(self, images: list[dict]) -> None:
+        """Record many analysed images in one round trip: the same writes as register_upload
+        then save_analysis for each. `images`: dicts of digests, size, name and the keyword
+        arguments of save_analysis. For imports and the benchmark's millions of records."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for image in images:
+                image = dict(image)
+                digests, size, name = image.pop("digests"), image.pop("size"), image.pop("name")
+                self._register(**self._register_call(digests, size, name), client=pipe)
+                call = self._save_call(digests.sha256, **image)
+                self._save(**call, client=pipe)
+                self.plate_index.add(call["args"][7:], client=pipe)
+            pipe.execute()
 
     # -- URLs ------------------------------------------------------------------
 

@@ -90,6 +90,7 @@ class Settings:
     network_timeout: float = 5.0  # seconds for connecting to Redis and RabbitMQ
     proxy_hops: int = 0  # trusted proxies in front of the REST (X-Forwarded-For hops to believe)
     rest_decode_slots: int = 2  # large non-JPEG uploads fully decoded at once per REST process
+    rest_publishers: int = 4  # RabbitMQ connections per REST process waiting for confirms at once
 
     @property
     def max_upload_bytes(self) -> int:
@@ -130,6 +131,7 @@ class Settings:
             network_timeout=_float(env, "NETWORK_TIMEOUT", 5.0),
             proxy_hops=_int(env, "PROXY_HOPS", 0),
             rest_decode_slots=_int(env, "REST_DECODE_SLOTS", 2, 1),
+            rest_publishers=_int(env, "REST_PUBLISHERS", 4, 1),
         )
         settings.validate()
         return settings

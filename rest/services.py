@@ -11,6 +11,7 @@ from flask import current_app
 from imagescan.blobs import BlobStore
 from imagescan.broker import Publisher
 from imagescan.config import Settings
+from imagescan.publishers import PublisherPool
 from imagescan.store import ImageStore, open_storage
 
 EXTENSION = "imagescan"
@@ -22,14 +23,15 @@ class Services:
     redis: redis.Redis
     store: ImageStore
     blobs: BlobStore
-    publisher: Publisher
+    publisher: Publisher | PublisherPool
     # Full decodes of large non-JPEG uploads at the same time in this process (memory bound).
     decode_slots: threading.Semaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         client, store, blobs = open_storage(settings)
-        return cls(settings=settings, redis=client, store=store, blobs=blobs, publisher=Publisher(settings),
+        return cls(settings=settings, redis=client, store=store, blobs=blobs,
+                   publisher=PublisherPool(settings, settings.rest_publishers),
                    decode_slots=threading.BoundedSemaphore(settings.rest_decode_slots))
 
 

@@ -95,6 +95,9 @@ class Consumer:
                 connection.process_data_events(time_limit=BULK_POLL_SECONDS if bulk_empty else 0)
                 if self._busy is None and self._waiting:
                     self._start(*self._waiting.pop(0))
+                elif self._busy is None and self._interactive_ready(channel):
+                    # The broker is about to push it (our prefetch has room): wait for it.
+                    connection.process_data_events(time_limit=BULK_POLL_SECONDS)
                 elif self._busy is None:
                     bulk_empty = not self._take_bulk(connection, channel)
                 else:
@@ -115,6 +118,10 @@ class Consumer:
                     connection.close()
                 except BROKER_ERRORS:
                     pass
+
+    @staticmethod
+    def _interactive_ready(channel) -> bool:
+        return channel.queue_declare(topology.WORK_QUEUE, passive=True).method.message_count > 0
 
     def _take_bulk(self, connection, channel) -> bool:
         """Start one message from the bulk lane; False when that lane is empty."""

@@ -11,8 +11,8 @@ from flask import Flask, jsonify, request
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from imagescan.config import Settings  # noqa: E402
-from rest.__main__ import RestServer  # noqa: E402
+from imagescan.config import Settings
+from rest.__main__ import RestServer
 
 
 def create_bare_app() -> Flask:

@@ -17,7 +17,7 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.faults.servers import RabbitServer, RedisServer, free_port, wait_until  # noqa: E402
+from tests.faults.servers import RabbitServer, RedisServer, free_port, wait_until
 
 WRK_SCRIPT = Path(__file__).with_name("wrk.lua")
 GUNICORN = {"GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "8"}
@@ -38,9 +38,9 @@ class Stack:
                 "PYTHONPATH": str(REPO_ROOT), **extra}
 
     def start(self, args: list[str], **extra) -> subprocess.Popen:
-        log = open(self.root / f"{Path(args[-1]).name}-{len(self.processes)}.log", "ab")
-        process = subprocess.Popen([sys.executable, *args], env=self.env(**extra), cwd=REPO_ROOT,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.root / f"{Path(args[-1]).name}-{len(self.processes)}.log", "ab") as log:
+            process = subprocess.Popen([sys.executable, *args], env=self.env(**extra), cwd=REPO_ROOT,
+                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(process)
         return process
 

@@ -30,12 +30,10 @@ import struct
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pika
 import requests
 from PIL import Image
-
 from stack import REPO_ROOT, Stack, elapsed, rss_mb, wait_for, wrk
 
 from imagescan import topology

@@ -19,7 +19,7 @@ def _edited(plate: str, rng: random.Random, edits: int) -> str:
     """The plate after `edits` random lookalike swaps, insertions, deletions or substitutions."""
     for _ in range(edits):
         i = rng.randrange(len(plate) + 1)
-        choice = rng.choice("swap insert delete substitute".split())
+        choice = rng.choice(["swap", "insert", "delete", "substitute"])
         if choice == "insert" or i == len(plate):
             plate = plate[:i] + rng.choice(ALPHABET) + plate[i:]
         elif choice == "delete":

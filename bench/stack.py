@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,6 +57,7 @@ class Stack:
             _stop(process)
         self.rabbit.stop()
         self.redis.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _answers(url: str) -> bool:

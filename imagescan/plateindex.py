@@ -21,8 +21,6 @@ about 20 bytes per entry, where one key per variant would cost ~150 bytes.
 
 from __future__ import annotations
 
-import zlib
-
 from . import keys
 from .platetext import LOOKALIKE_PAIRS, lookalike_key, normalize_plate, rank_matches
 
@@ -46,11 +44,16 @@ end
 return #KEYS
 """
 
-# KEYS: one bucket per probe; ARGV: the probe forms. Returns every plate listed, comma-joined.
+# ARGV: bucket key prefix, number of buckets, the probe forms comma-joined. Returns every
+# plate listed under them, comma-joined. The few hundred bucket names are made here rather
+# than sent: packing them as arguments cost the REST more CPU than the whole lookup.
+# (The index keys are therefore not declared in KEYS: fine on one Redis, not on a cluster.)
 _FIND = """
-local found = {}
-for i = 1, #KEYS do
-  local listed = redis.call('HGET', KEYS[i], ARGV[i])
+local found, buckets = {}, tonumber(ARGV[2])
+for form in string.gmatch(ARGV[3], '[^,]+') do
+  local h = 0
+  for i = 1, #form do h = (h * 31 + string.byte(form, i)) % buckets end
+  local listed = redis.call('HGET', ARGV[1] .. h, form)
   if listed then found[#found + 1] = listed end
 end
 return table.concat(found, ',')
@@ -81,8 +84,19 @@ def probe_forms(query: str, fuzziness: int) -> set[str]:
     return forms
 
 
+EMPTY_FORM = "-"  # stands for "" (a one-character plate with its character deleted)
+
+
+def _field(form: str) -> str:
+    return form or EMPTY_FORM
+
+
 def bucket_of(form: str) -> str:
-    return keys.plate_fuzzy_bucket(zlib.crc32(form.encode()) % BUCKETS)
+    """The hash holding a form; the same arithmetic as the lookup script's."""
+    number = 0
+    for byte in _field(form).encode():
+        number = (number * 31 + byte) % BUCKETS
+    return keys.plate_fuzzy_bucket(number)
 
 
 class PlateIndex:
@@ -96,14 +110,14 @@ class PlateIndex:
         for plate in plates:
             forms = sorted(index_forms(plate))
             if forms and "," not in plate:
-                self._add(keys=[bucket_of(f) for f in forms], args=[plate, *forms], client=client)
+                self._add(keys=[bucket_of(f) for f in forms], args=[plate, *map(_field, forms)], client=client)
 
     def near(self, query: str, fuzziness: int) -> list[tuple[str, int]]:
         """(plate, distance) of the indexed plates within `fuzziness` edits, nearest first."""
         if not normalize_plate(query):
             return []
-        forms = sorted(probe_forms(query, fuzziness))
-        listed = self._find(keys=[bucket_of(f) for f in forms], args=forms)
+        forms = ",".join(_field(form) for form in probe_forms(query, fuzziness))
+        listed = self._find(args=[keys.plate_fuzzy_bucket(""), BUCKETS, forms])
         listed = listed.decode() if isinstance(listed, bytes) else listed
         candidates = set(listed.split(",")) - {""}
         return rank_matches(query, candidates, fuzziness)

@@ -13,6 +13,7 @@ import atexit
 import json
 import logging
 import logging.handlers
+import os
 import queue
 import sys
 import threading
@@ -143,6 +144,23 @@ def _stderr_in_background(service: str, hostname: str) -> logging.Handler:
     _stderr_listener = logging.handlers.QueueListener(records, stderr)
     _stderr_listener.start()
     return _HandOver(records)
+
+
+def _write_directly_in_a_forked_child() -> None:
+    """A forked child (a gunicorn worker) has no listener thread, and its copy of the queue
+    may have been locked by that thread at the fork: it writes stderr lines itself until it
+    configures logging again (gunicorn's post_worker_init does)."""
+    global _stderr_listener
+    if _stderr_listener is None:
+        return
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _HandOver)]:
+        root.removeHandler(handler)
+        root.addHandler(_stderr_listener.handlers[0])
+    _stderr_listener = None
+
+
+os.register_at_fork(after_in_child=_write_directly_in_a_forked_child)
 
 
 @atexit.register

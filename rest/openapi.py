@@ -34,6 +34,13 @@ def _path_param(name: str, description: str) -> dict:
 
 
 _DIGEST = "MD5, SHA-224 or SHA-256 (hex) of the image"
+# Uploads that are part of a bulk load say so; they are analysed after interactive work.
+_LANE = [
+    {"name": "lane", "in": "query", "required": False, "schema": {"type": "string", "enum": ["bulk"]},
+     "description": "`bulk`: analyse after single uploads and jobs (or header X-Imagescan-Lane: bulk)"},
+    {"name": "X-Imagescan-Lane", "in": "header", "required": False,
+     "schema": {"type": "string", "enum": ["bulk"]}, "description": "Same as ?lane=bulk"},
+]
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff")
 _BINARY = {"type": "string", "format": "binary"}
 
@@ -171,7 +178,7 @@ SCHEMAS = {
 def _plates_paths() -> dict:
     upload = {
         "tags": ["plates"], "summary": "Scan an image for licence plates (PUT or POST)",
-        "parameters": [_path_param("filename", "Name recorded for the image")],
+        "parameters": [_path_param("filename", "Name recorded for the image"), *_LANE],
         "requestBody": RAW_IMAGE_BODY,
         "responses": {"200": _json(_ref("Hash"), "Accepted; `hash` is the MD5"), **BAD_IMAGE},
     }
@@ -203,7 +210,7 @@ def _faces_paths() -> dict:
     return {
         "/scan/image/{filename}": {"post": {
             "tags": ["faces"], "summary": "Scan an image for faces",
-            "parameters": [_path_param("filename", "Name recorded for the image")],
+            "parameters": [_path_param("filename", "Name recorded for the image"), *_LANE],
             "requestBody": RAW_IMAGE_BODY,
             "responses": {"200": _json(_ref("Hash"), "Accepted; `hash` is the SHA-224"), **BAD_IMAGE},
         }},

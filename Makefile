@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DEBIAN_PACKAGES := redis-server rabbitmq-server iproute2 iptables prometheus chromium
 
-.PHONY: test test-fast test-faults system-deps venv lint bench clean
+.PHONY: test test-fast test-faults system-deps bench-deps venv lint bench bench-accuracy clean
 
 test: venv
 	$(PY) -m pytest tests
@@ -44,7 +44,18 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 lint: venv
 	$(VENV)/bin/ruff check imagescan rest worker logs tests bench
 
-bench: venv
+# wrk is the load generator of the throughput bench (not needed by the tests).
+bench-deps:
+	@command -v wrk >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	  -o DPkg::Lock::Timeout=600 --no-install-recommends wrk; }
+
+# One table, each figure next to its reference from the same run (README "Throughput").
+# Full size: make bench BENCH_ARGS="--images 1000000 --photos 20 --seconds 20"
+bench: venv bench-deps
+	$(PY) bench/throughput.py $(BENCH_ARGS)
+
+bench-accuracy: venv
 	$(PY) bench/plates.py
 	$(PY) bench/faces.py
 

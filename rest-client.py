@@ -83,9 +83,11 @@ def image_files(paths: list[str]) -> list[Path]:
     return files
 
 
-def upload_one(session: requests.Session, url: str, path: Path) -> tuple[Path, int, dict]:
+def upload_one(session: requests.Session, url: str, path: Path, bulk: bool = False) -> tuple[Path, int, dict]:
+    # Bulk uploads say so: the service analyses single uploads and jobs before them.
+    headers = {"Content-Type": "application/octet-stream"} | ({"X-Imagescan-Lane": "bulk"} if bulk else {})
     response = session.put(f"{url}/image/{requests.utils.quote(path.name)}", data=path.read_bytes(),
-                           headers={"Content-Type": "application/octet-stream"}, timeout=TIMEOUT)
+                           headers=headers, timeout=TIMEOUT)
     try:
         body = response.json()
     except ValueError:
@@ -110,7 +112,7 @@ def cmd_upload(args) -> int:
     session, results, failures = new_session(args.key), {}, 0
     bar = progress(len(files))
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        futures = [pool.submit(upload_one, session, url, path) for path in files]
+        futures = [pool.submit(upload_one, session, url, path, len(files) > 1) for path in files]
         for future in as_completed(futures):
             path, status, body = future.result()
             bar.update(1)

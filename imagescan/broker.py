@@ -81,7 +81,9 @@ class Publisher:
         self._closed = threading.Event()
         self._keeper: threading.Thread | None = None
 
-    def publish(self, kind: str, request_id: str = "", **payload) -> None:
+    def publish(self, kind: str, request_id: str = "", *, bulk: bool = False, **payload) -> None:
+        """`bulk`: to the lane workers serve only when no interactive work waits."""
+        routing_key = topology.work_routing_key(kind, bulk)
         body = encode_work(kind, request_id=request_id, **payload)
         properties = pika.BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent,
@@ -99,7 +101,7 @@ class Publisher:
                 try:
                     channel = self._ensure_channel()
                     channel.basic_publish(
-                        topology.WORK_EXCHANGE, kind, body, properties, mandatory=True
+                        topology.WORK_EXCHANGE, routing_key, body, properties, mandatory=True
                     )
                     return
                 except pika.exceptions.UnroutableError as exc:

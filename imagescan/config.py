@@ -95,6 +95,8 @@ class Settings:
     auth: str = "seed"  # "seed": only the image-service routes take API_KEY; "keys": scoped keys everywhere
     retention_days: int = 0  # erase images received more than this many days ago (0: keep forever)
     retention_interval: float = 600.0  # seconds between two retention passes of a worker
+    rest_decode_slots: int = 2  # large non-JPEG uploads fully decoded at once per REST process
+    rest_publishers: int = 4  # RabbitMQ connections per REST process waiting for confirms at once
 
     @property
     def max_upload_bytes(self) -> int:
@@ -140,6 +142,8 @@ class Settings:
             auth=_str(env, "AUTH", "seed").lower(),
             retention_days=_int(env, "RETENTION_DAYS", 0),
             retention_interval=_float(env, "RETENTION_INTERVAL", 600.0),
+            rest_decode_slots=_int(env, "REST_DECODE_SLOTS", 2, 1),
+            rest_publishers=_int(env, "REST_PUBLISHERS", 4, 1),
         )
         settings.validate()
         return settings

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 import struct
+import threading
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -103,22 +104,47 @@ def open_checked(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
     return image, ImageInfo(format_name(image.format), width, height)
 
 
-def inspect(data: bytes, max_pixels: int) -> ImageInfo:
+# Above this many pixels a full decode is costly (memory of ~3 bytes a pixel): such PNGs are
+# checked chunk by chunk instead, and other formats wait for one of a few decode slots.
+SMALL_DECODE_PIXELS = 4_000_000
+DECODE_SLOT_WAIT_SECONDS = 30
+
+
+def inspect(data: bytes, max_pixels: int, decode_slots: threading.Semaphore | None = None) -> ImageInfo:
     """Check that the bytes are a whole, decodable image without paying for a full decode.
 
     JPEGs are decoded at 1/8 scale (draft mode), which still reads every byte of the file,
-    so a truncated or corrupt file is found here, at upload time, for little CPU.
+    so a truncated or corrupt file is found here, at upload time, for little CPU. A large
+    PNG is checked from its chunks (every CRC, up to the end chunk) without inflating its
+    pixels. Other large images are decoded in full, at most `decode_slots` at a time, so
+    that a burst of them cannot take all of the process's memory at once.
     """
     image, info = open_checked(data, max_pixels)
+    small = info.width * info.height <= SMALL_DECODE_PIXELS
+    if info.format in ("JPEG", "PNG") or small or decode_slots is None:
+        _check_decodes(image, info)
+        return info
+    if not decode_slots.acquire(timeout=DECODE_SLOT_WAIT_SECONDS):
+        raise ImageRejected(503, "too many large images are being checked right now")
+    try:
+        _check_decodes(image, info)
+    finally:
+        decode_slots.release()
+    return info
+
+
+def _check_decodes(image: Image.Image, info: ImageInfo) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if info.format == "PNG" and info.width * info.height > SMALL_DECODE_PIXELS:
+                image.verify()
+                return
             if info.format == "JPEG":
                 image.draft("RGB", (max(1, info.width // 8), max(1, info.height // 8)))
             image.load()
     except CORRUPT_DATA_ERRORS as exc:
         raise ImageRejected(400, f"corrupt or truncated {info.format} image: {exc}") from None
-    return info
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,12 @@ def known_plates() -> str:
     return "plates"
 
 
+def plate_fuzzy_bucket(bucket: int | str) -> str:
+    """Hash: lookalike-folded plate variant -> comma-separated plates (imagescan.plateindex).
+    With "" the prefix, to which the index's lookup script appends the bucket number."""
+    return f"plate:fz:{bucket}"
+
+
 # -- faces -------------------------------------------------------------------
 
 

@@ -17,9 +17,11 @@ from . import keys
 from .blobs import open_blob_store
 from .config import Settings
 from .digests import Digests, digest_kind
+from .plateindex import PlateIndex
 from .platetext import normalize_plate
 
 QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
+NAMES_SHOWN = 50  # names of one image in a listing: the most recent ones (page the rest)
 STATS_DAYS_KEPT = 40  # per-day upload counters outlive the 30 days the stats report
 
 # KEYS: record, names, md5 alias, sha224 alias, today's upload counter, recent images (the
@@ -105,6 +107,7 @@ class ImageStore:
         self._register = client.register_script(_REGISTER)
         self._save = client.register_script(_SAVE)
         self._set_status = client.register_script(_SET_STATUS)
+        self.plate_index = PlateIndex(client)
 
     # -- lookups ---------------------------------------------------------------
 
@@ -121,8 +124,24 @@ class ImageStore:
     def status(self, sha256: str) -> str | None:
         return _text(self.redis.hget(keys.image(sha256), "status"))
 
-    def names(self, sha256: str) -> list[str]:
-        return [_text(n) for n in self.redis.zrange(keys.image_names(sha256), 0, -1)]
+    def names(self, sha256: str, limit: int = NAMES_SHOWN) -> list[str]:
+        """The image's `limit` most recent names, first seen first."""
+        return [_text(n) for n in self.redis.zrange(keys.image_names(sha256), -limit, -1)]
+
+    def names_of_each(self, sha256s: list[str], limit: int = NAMES_SHOWN) -> list[list[str]]:
+        """`names` of several images in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for sha in sha256s:
+                pipe.zrange(keys.image_names(sha), -limit, -1)
+            return [[_text(n) for n in names] for names in pipe.execute()] if sha256s else []
+
+    def names_page(self, sha256: str, offset: int, limit: int) -> tuple[list[str], int]:
+        """(names from `offset` in first-seen order, how many names there are in all)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(keys.image_names(sha256), offset, offset + limit - 1)
+            pipe.zcard(keys.image_names(sha256))
+            names, total = pipe.execute()
+        return [_text(n) for n in names], int(total)
 
     def digests(self, sha256: str) -> Digests | None:
         md5, sha224 = self.redis.hmget(keys.image(sha256), "md5", "sha224")
@@ -134,8 +153,9 @@ class ImageStore:
         """The whole `/images/<digest>` document, or None for an unknown image."""
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(keys.image(sha256))
-            pipe.zrange(keys.image_names(sha256), 0, -1)
-            record, names = pipe.execute()
+            pipe.zrange(keys.image_names(sha256), -NAMES_SHOWN, -1)
+            pipe.zcard(keys.image_names(sha256))
+            record, names, names_total = pipe.execute()
         if not record:
             return None
         record = {_text(k): _text(v) for k, v in record.items()}
@@ -144,6 +164,7 @@ class ImageStore:
             "status": record.get("status"),
             "digests": {"md5": record.get("md5"), "sha224": record.get("sha224"), "sha256": sha256},
             "names": [_text(n) for n in names],
+            "names_total": int(names_total),
             "size": int(record.get("size", 0)),
             "received_at": record.get("received_at"),
             "analyzed_at": record.get("analyzed_at"),
@@ -188,6 +209,18 @@ class ImageStore:
     def known_plates(self) -> list[str]:
         return [_text(p) for p in self.redis.smembers(keys.known_plates())]
 
+    def plates_near(self, plate: str, fuzziness: int) -> list[tuple[str, int]]:
+        """(plate, edits) of the known plates within `fuzziness` edits, nearest first."""
+        return self.plate_index.near(plate, fuzziness)
+
+    def index_known_plates(self, batch: int = 1000) -> int:
+        """File every known plate in the fuzzy index (data written before the index existed)."""
+        count = 0
+        for chunk in _chunks(self.redis.sscan_iter(keys.known_plates(), count=batch), batch):
+            self.plate_index.add(_text(p) for p in chunk)
+            count += len(chunk)
+        return count
+
     def md5s(self, sha256s: list[str]) -> list[str]:
         if not sha256s:
             return []
@@ -200,9 +233,14 @@ class ImageStore:
 
     def register_upload(self, digests: Digests, size: int, name: str | None = None) -> tuple[bool, str]:
         """Record an image (once) and one more name for it. Returns (created, status)."""
+        created, status = self._register(**self._register_call(digests, size, name))
+        return bool(created), _text(status)
+
+    @staticmethod
+    def _register_call(digests: Digests, size: int, name: str | None) -> dict:
         now = _now()
-        created, status = self._register(
-            keys=[
+        return {
+            "keys": [
                 keys.image(digests.sha256),
                 keys.image_names(digests.sha256),
                 keys.digest_alias(digests.md5),
@@ -211,12 +249,11 @@ class ImageStore:
                 keys.recent_images(),
                 keys.erased(digests.sha256), keys.erased(digests.md5), keys.erased(digests.sha224),
             ],
-            args=[
+            "args": [
                 digests.sha256, digests.md5, digests.sha224, size, _iso(now),
                 now.timestamp(), name or "", STATS_DAYS_KEPT * 86400,
             ],
-        )
-        return bool(created), _text(status)
+        }
 
     def mark_processing(self, sha256: str) -> str | None:
         """Set `processing` unless already done; returns the status it had (None: unknown)."""
@@ -228,16 +265,38 @@ class ImageStore:
     def save_analysis(self, sha256: str, *, format: str, width: int, height: int,
                       results: dict, camera_label: str | None) -> bool:
         """Store the analysis and index its plates, all at once. False if it was already done."""
-        plates = sorted({p["plate"] for p in results.get("plates", []) if p.get("plate")})
-        outcome = self._save(
-            keys=[keys.image(sha256), keys.format_counts(), keys.camera_counts(), keys.known_plates()]
-            + [keys.plate_images(p) for p in plates],
-            args=[sha256, json.dumps(results, separators=(",", ":")), format, width, height,
-                  _iso(_now()), camera_label or ""] + plates,
-        )
+        call = self._save_call(sha256, format, width, height, results, camera_label)
+        outcome = self._save(**call)
         if outcome == -1:
             raise KeyError(f"no image record for {sha256}")
+        # Idempotent, so also run when this was a redelivery of an analysis already saved.
+        self.plate_index.add(call["args"][7:])
         return outcome == 1
+
+    @staticmethod
+    def _save_call(sha256: str, format: str, width: int, height: int, results: dict,
+                   camera_label: str | None) -> dict:
+        plates = sorted({p["plate"] for p in results.get("plates", []) if p.get("plate")})
+        return {
+            "keys": [keys.image(sha256), keys.format_counts(), keys.camera_counts(), keys.known_plates()]
+            + [keys.plate_images(p) for p in plates],
+            "args": [sha256, json.dumps(results, separators=(",", ":")), format, width, height,
+                     _iso(_now()), camera_label or ""] + plates,
+        }
+
+    def import_analysed(self, images: list[dict]) -> None:
+        """Record many analysed images in one round trip: the same writes as register_upload
+        then save_analysis for each. `images`: dicts of digests, size, name and the keyword
+        arguments of save_analysis. For imports and the benchmark's millions of records."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for image in images:
+                image = dict(image)
+                digests, size, name = image.pop("digests"), image.pop("size"), image.pop("name")
+                self._register(**self._register_call(digests, size, name), client=pipe)
+                call = self._save_call(digests.sha256, **image)
+                self._save(**call, client=pipe)
+                self.plate_index.add(call["args"][7:], client=pipe)
+            pipe.execute()
 
     # -- URLs ------------------------------------------------------------------
 
@@ -271,6 +330,17 @@ class ImageStore:
             return bool(self.redis.ping())
         except redis.RedisError:
             return False
+
+
+def _chunks(items, size: int):
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def open_storage(settings: Settings):

@@ -1,6 +1,9 @@
 """The RabbitMQ topology. This is the only module that spells an exchange, queue or routing key.
 
     toWorker (direct, durable) --analyze/render--> imagescan.analyze (quorum, durable)
+               --analyze.bulk-----> imagescan.analyze.bulk (same arguments): uploads that
+                                    said they are bulk; a worker takes from it only while
+                                    imagescan.analyze has nothing for it (the priority lane)
         ... a message the broker gives up on (a delivery limit set by policy, or RabbitMQ 4's
         default of 20) is dead-lettered; the worker's own MAX_ATTEMPTS count comes first:
     toWorker.dead-letter (fanout, durable) ------> imagescan.analyze.dead (durable)
@@ -21,6 +24,7 @@ PRECONDITION_FAILED = 406
 WORK_EXCHANGE = "toWorker"
 WORK_QUEUE = "imagescan.analyze"
 DEAD_LETTER_EXCHANGE = "toWorker.dead-letter"
+BULK_QUEUE = "imagescan.analyze.bulk"
 DEAD_LETTER_QUEUE = "imagescan.analyze.dead"
 LOG_EXCHANGE = "logs"
 
@@ -30,6 +34,14 @@ RENDER = "render"
 WORK_KINDS = (ANALYZE, RENDER)
 
 LOG_LEVELS = ("debug", "info")
+BULK_SUFFIX = ".bulk"
+
+
+def work_routing_key(kind: str, bulk: bool = False) -> str:
+    """`analyze` to the interactive lane, `analyze.bulk` to the bulk lane (analyses only)."""
+    if bulk and kind == ANALYZE:
+        return kind + BULK_SUFFIX
+    return kind
 
 
 def log_routing_key(hostname: str, service: str, level: str) -> str:
@@ -39,14 +51,14 @@ def log_routing_key(hostname: str, service: str, level: str) -> str:
     return f"{hostname.replace('.', '-')}.{service}.{level}"
 
 
-# Fixed when RabbitMQ first creates the queue: a declaration with other arguments is refused,
+# Fixed when RabbitMQ first creates a queue: a declaration with other arguments is refused,
 # so nothing a setting may change goes here (attempts are counted by the worker, in Redis;
 # limits an operator wants on the broker belong in a policy).
 WORK_QUEUE_ARGUMENTS = {"x-queue-type": "quorum", "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
 
 
 def declare_work(connection) -> None:
-    """Declare the work exchange, queue and dead-letter path. Idempotent.
+    """Declare the work exchange, both work queues and the dead-letter path. Idempotent.
 
     A work queue that already exists with other arguments (made by an earlier release, or by
     hand) is used as it is, with a warning, rather than refusing to start."""
@@ -56,20 +68,28 @@ def declare_work(connection) -> None:
         channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
         channel.queue_declare(DEAD_LETTER_QUEUE, durable=True)
         channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE)
-        try:
-            channel.queue_declare(WORK_QUEUE, durable=True, arguments=WORK_QUEUE_ARGUMENTS)
-        except pika.exceptions.ChannelClosedByBroker as refused:
-            if refused.reply_code != PRECONDITION_FAILED:
-                raise
-            log.warning("queue %s exists with other arguments (%s); using it as it is",
-                        WORK_QUEUE, refused.reply_text)
-            channel = connection.channel()
-            channel.queue_declare(WORK_QUEUE, passive=True)
+        for queue in (WORK_QUEUE, BULK_QUEUE):
+            channel = _declare_work_queue(connection, channel, queue)
         for kind in WORK_KINDS:
             channel.queue_bind(WORK_QUEUE, WORK_EXCHANGE, routing_key=kind)
+        channel.queue_bind(BULK_QUEUE, WORK_EXCHANGE, routing_key=work_routing_key(ANALYZE, bulk=True))
     finally:
         if channel.is_open:
             channel.close()
+
+
+def _declare_work_queue(connection, channel, queue: str):
+    """Declare one work queue; returns the channel to go on with (a refusal closes the old one)."""
+    try:
+        channel.queue_declare(queue, durable=True, arguments=WORK_QUEUE_ARGUMENTS)
+        return channel
+    except pika.exceptions.ChannelClosedByBroker as refused:
+        if refused.reply_code != PRECONDITION_FAILED:
+            raise
+        log.warning("queue %s exists with other arguments (%s); using it as it is", queue, refused.reply_text)
+        channel = connection.channel()
+        channel.queue_declare(queue, passive=True)
+        return channel
 
 
 def declare_logs(channel) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 
 from flask import Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -21,6 +22,15 @@ from .errors import register_error_handlers
 
 log = logging.getLogger("imagescan.rest")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_ids = {"pid": None, "prefix": "", "counter": itertools.count()}
+
+
+def _new_request_id() -> str:
+    """Unique without a system call per request (uuid4 reads the kernel's random source
+    each time): a random prefix per process, then a counter."""
+    if _ids["pid"] != os.getpid():  # first call, or a forked copy of this module
+        _ids.update(pid=os.getpid(), prefix=os.urandom(8).hex(), counter=itertools.count())
+    return f"{_ids['prefix']}{next(_ids['counter']):08x}"
 
 
 def create_app(settings: Settings | None = None, services: services_module.Services | None = None) -> Flask:
@@ -50,7 +60,7 @@ def _log_every_call(app: Flask) -> None:
     @app.before_request
     def _start():
         given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.request_id = given if _REQUEST_ID.match(given) else _new_request_id()
         g.started = time.monotonic()
 
     @app.after_request
@@ -68,10 +78,11 @@ def _log_every_call(app: Flask) -> None:
         if response.is_json and response.status_code >= 400:
             fields["reason"] = (response.get_json(silent=True) or {}).get("error")
         log.info("%s %s -> %s %s", request.method, request.path, response.status_code, outcome, extra=fields)
-        log.debug(
-            "request details",
-            extra={"request_id": fields["request_id"], "remote": request.remote_addr,
-                   "content_type": request.content_type, "content_length": request.content_length,
-                   "user_agent": request.user_agent.string},
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the details cost a user-agent parse: only when shown
+            log.debug(
+                "request details",
+                extra={"request_id": fields["request_id"], "remote": request.remote_addr,
+                       "content_type": request.content_type, "content_length": request.content_length,
+                       "user_agent": request.user_agent.string},
+            )
         return response

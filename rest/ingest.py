@@ -25,6 +25,10 @@ from .services import current
 
 log = logging.getLogger("imagescan.rest.ingest")
 MAX_NAME_LENGTH = 1024
+# A client marks an upload as bulk work (analysed after interactive work) with this header
+# set to "bulk", or with the query parameter ?lane=bulk.
+LANE_HEADER = "X-Imagescan-Lane"
+BULK = "bulk"
 
 
 def check_name(name: str) -> str:
@@ -47,15 +51,27 @@ def _refuse_cut_chunked_body() -> None:
 
 @marks_upload
 def validate_image(data: bytes) -> imaging.ImageInfo:
+    services = current()
     try:
-        return imaging.inspect(data, current().settings.max_image_pixels)
+        return imaging.inspect(data, services.settings.max_image_pixels, services.decode_slots)
     except imaging.ImageRejected as rejected:
+        if rejected.status == 503:  # no decode slot came free: capacity, not the image
+            raise unavailable("image checking") from None
         raise ApiError(rejected.status, rejected.reason) from None
 
 
+def asked_for_bulk() -> bool:
+    """The client said this upload is part of a bulk load (header or query parameter)."""
+    if not has_request_context():
+        return False
+    return BULK in (request.headers.get(LANE_HEADER, "").lower(), request.args.get("lane", "").lower())
+
+
 @marks_upload
-def accept_image(data: bytes, name: str | None, *, info: imaging.ImageInfo | None = None) -> Digests:
-    """`info`: what validate_image said of these bytes, when the caller already checked them."""
+def accept_image(data: bytes, name: str | None, *, info: imaging.ImageInfo | None = None,
+                 bulk: bool | None = None) -> Digests:
+    """`info`: what validate_image said of these bytes, when the caller already checked them.
+    `bulk`: queue on the bulk lane (None: as the request asks, see `asked_for_bulk`)."""
     services = current()
     _refuse_cut_chunked_body()
     if name is not None:
@@ -75,7 +91,8 @@ def accept_image(data: bytes, name: str | None, *, info: imaging.ImageInfo | Non
         # ignores a message for an image that is already done. A failed image is not queued
         # again: its record says why, and re-sending a poison image must not crash workers.
         try:
-            services.publisher.publish(topology.ANALYZE, request_id=request_id, sha256=digests.sha256)
+            services.publisher.publish(topology.ANALYZE, request_id=request_id, sha256=digests.sha256,
+                                       bulk=asked_for_bulk() if bulk is None else bulk)
         except BrokerUnavailable as exc:
             log.warning("broker unavailable: %s", exc, extra={"request_id": request_id})
             raise unavailable("the work queue") from exc

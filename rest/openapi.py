@@ -36,6 +36,13 @@ def _path_param(name: str, description: str) -> dict:
 
 
 _DIGEST = "MD5, SHA-224 or SHA-256 (hex) of the image"
+# Uploads that are part of a bulk load say so; they are analysed after interactive work.
+_LANE = [
+    {"name": "lane", "in": "query", "required": False, "schema": {"type": "string", "enum": ["bulk"]},
+     "description": "`bulk`: analyse after single uploads and jobs (or header X-Imagescan-Lane: bulk)"},
+    {"name": "X-Imagescan-Lane", "in": "header", "required": False,
+     "schema": {"type": "string", "enum": ["bulk"]}, "description": "Same as ?lane=bulk"},
+]
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff")
 _BINARY = {"type": "string", "format": "binary"}
 
@@ -110,7 +117,9 @@ SCHEMAS = {
             "digests": {"type": "object", "properties": {
                 k: {"type": "string"} for k in ("md5", "sha224", "sha256")}},
             "names": {"type": "array", "items": {"type": "string"},
-                      "description": "Filenames and URLs it was received under, first seen first"},
+                      "description": "Filenames and URLs it was received under, first seen first: "
+                                     "the 50 most recent (all of them: /images/{digest}/names)"},
+            "names_total": {"type": "integer", "description": "How many names it has in all"},
             "size": {"type": "integer"},
             "received_at": {"type": "string", "format": "date-time"},
             "analyzed_at": {"type": "string", "format": "date-time", "nullable": True},
@@ -171,7 +180,7 @@ SCHEMAS = {
 def _plates_paths() -> dict:
     upload = {
         "tags": ["plates"], "summary": "Scan an image for licence plates (PUT or POST)",
-        "parameters": [_path_param("filename", "Name recorded for the image")],
+        "parameters": [_path_param("filename", "Name recorded for the image"), *_LANE],
         "requestBody": RAW_IMAGE_BODY,
         "responses": {"200": _json(_ref("Hash"), "Accepted; `hash` is the MD5"), **BAD_IMAGE},
     }
@@ -203,7 +212,7 @@ def _faces_paths() -> dict:
     return {
         "/scan/image/{filename}": {"post": {
             "tags": ["faces"], "summary": "Scan an image for faces",
-            "parameters": [_path_param("filename", "Name recorded for the image")],
+            "parameters": [_path_param("filename", "Name recorded for the image"), *_LANE],
             "requestBody": RAW_IMAGE_BODY,
             "responses": {"200": _json(_ref("Hash"), "Accepted; `hash` is the SHA-224"), **BAD_IMAGE},
         }},
@@ -247,6 +256,23 @@ def _images_paths() -> dict:
             "parameters": [_path_param("digest", _DIGEST)],
             "responses": {"200": _json({"type": "object"}, "Erased (or already erased)"),
                           **NEEDS_KEY, **NOT_FOUND},
+        }},
+        "/images/{digest}/names": {"get": {
+            "tags": ["images"], "summary": "Every name of an image, a page at a time, first seen first",
+            "parameters": [
+                _path_param("digest", _DIGEST),
+                {"name": "offset", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+            ],
+            "responses": {"200": _json({"type": "object", "properties": {
+                "names": {"type": "array", "items": {"type": "string"}},
+                "total": {"type": "integer"}, "offset": {"type": "integer"},
+                "next": {"type": "string", "nullable": True,
+                         "description": "Path of the next page; null on the last one"}}},
+                "A page of names"),
+                "400": _error("offset or limit is not a number in range"), **NOT_FOUND},
         }},
         "/healthz": {"get": {
             "tags": ["operations"], "summary": "Liveness: the process answers",

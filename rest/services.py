@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import redis
 from flask import current_app
@@ -10,6 +11,7 @@ from flask import current_app
 from imagescan.blobs import BlobStore
 from imagescan.broker import Publisher
 from imagescan.config import Settings
+from imagescan.publishers import PublisherPool
 from imagescan.store import ImageStore, open_storage
 
 EXTENSION = "imagescan"
@@ -21,12 +23,16 @@ class Services:
     redis: redis.Redis
     store: ImageStore
     blobs: BlobStore
-    publisher: Publisher
+    publisher: Publisher | PublisherPool
+    # Full decodes of large non-JPEG uploads at the same time in this process (memory bound).
+    decode_slots: threading.Semaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         client, store, blobs = open_storage(settings)
-        return cls(settings=settings, redis=client, store=store, blobs=blobs, publisher=Publisher(settings))
+        return cls(settings=settings, redis=client, store=store, blobs=blobs,
+                   publisher=PublisherPool(settings, settings.rest_publishers),
+                   decode_slots=threading.BoundedSemaphore(settings.rest_decode_slots))
 
 
 def current() -> Services:

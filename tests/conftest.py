@@ -49,7 +49,7 @@ def purge_work_queues(host: str, port: int) -> None:
     connection = pika.BlockingConnection(pika.ConnectionParameters(host=host, port=port))
     try:
         channel = connection.channel()
-        for queue in (topology.WORK_QUEUE, topology.DEAD_LETTER_QUEUE):
+        for queue in (topology.WORK_QUEUE, topology.BULK_QUEUE, topology.DEAD_LETTER_QUEUE):
             channel.queue_delete(queue)
     finally:
         connection.close()

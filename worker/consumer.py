@@ -1,5 +1,9 @@
 """The RabbitMQ side of a worker process: prefetch 1, manual ack after the Redis write.
 
+Two lanes: the work queue is consumed (pushed by the broker); the bulk queue is polled
+with basic.get only while no work is in hand or waiting, so an interactive upload queued
+behind a bulk backlog waits for at most the one bulk analysis already running.
+
 The analysis runs in a separate thread while this thread keeps servicing the connection
 (heartbeats), so a long analysis never gets the connection dropped under it. Acks and
 nacks are handed back to the connection's thread with add_callback_threadsafe, as pika
@@ -25,6 +29,7 @@ from .services import WorkerServices
 log = logging.getLogger("imagescan.worker.consumer")
 HEARTBEAT_SECONDS = 30
 HEALTH_TOUCH_SECONDS = 5
+BULK_POLL_SECONDS = 0.25  # idle wait between two looks at an empty bulk queue
 
 
 class Consumer:
@@ -33,6 +38,7 @@ class Consumer:
         self.settings = services.settings
         self._stop = threading.Event()
         self._busy: threading.Thread | None = None
+        self._waiting: list[tuple] = []  # a delivery that came while a bulk analysis ran
         self.processed = 0
 
     # -- lifecycle -------------------------------------------------------------
@@ -93,9 +99,18 @@ class Consumer:
                 channel.basic_consume(topology.DEAD_LETTER_QUEUE, self._on_dead),
             ]
             log.info("worker consuming %s", topology.WORK_QUEUE)
-            last_touch = 0.0
+            last_touch, bulk_empty = 0.0, False
             while not self.should_stop() and not (self._busy is None and self.recycle_due()):
-                connection.process_data_events(time_limit=1)
+                connection.process_data_events(time_limit=BULK_POLL_SECONDS if bulk_empty else 0)
+                if self._busy is None and self._waiting:
+                    self._start(*self._waiting.pop(0))
+                elif self._busy is None and self._interactive_ready(channel):
+                    # The broker is about to push it (our prefetch has room): wait for it.
+                    connection.process_data_events(time_limit=BULK_POLL_SECONDS)
+                elif self._busy is None:
+                    bulk_empty = not self._take_bulk(connection, channel)
+                else:
+                    connection.process_data_events(time_limit=BULK_POLL_SECONDS)
                 if time.monotonic() - last_touch >= HEALTH_TOUCH_SECONDS:
                     self._health_up()
                     last_touch = time.monotonic()
@@ -106,13 +121,33 @@ class Consumer:
                 connection.process_data_events(time_limit=0.5)
             connection.process_data_events(time_limit=0)
         finally:
+            # Deliveries waiting from this connection die with it: the broker hands them out again.
+            self._waiting.clear()
             if connection.is_open:
                 try:
                     connection.close()
                 except BROKER_ERRORS:
                     pass
 
+    @staticmethod
+    def _interactive_ready(channel) -> bool:
+        return channel.queue_declare(topology.WORK_QUEUE, passive=True).method.message_count > 0
+
+    def _take_bulk(self, connection, channel) -> bool:
+        """Start one message from the bulk lane; False when that lane is empty."""
+        method, properties, body = channel.basic_get(topology.BULK_QUEUE, auto_ack=False)
+        if method is None:
+            return False
+        self._start(connection, channel, method, properties, body)
+        return True
+
     def _on_work(self, connection, channel, method, properties, body) -> None:
+        if self._busy is not None:  # a bulk message (not counted by the prefetch) is in hand
+            self._waiting.append((connection, channel, method, properties, body))
+            return
+        self._start(connection, channel, method, properties, body)
+
+    def _start(self, connection, channel, method, properties, body) -> None:
         def settle(action):
             try:
                 connection.add_callback_threadsafe(action)

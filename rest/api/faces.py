@@ -77,14 +77,14 @@ def scan_url():
 
 @blueprint.get("/match/<digest>")
 def match(digest: str):
-    """Names and URLs of other images holding a matching face, best match first."""
+    """Names and URLs of other images holding a matching face, best match first.
+
+    Each matching image contributes its most recent names (`/images/<digest>/names` has all).
+    """
     store = current().store
     sha256 = store.resolve(digest)
     if sha256 is None:
         return jsonify([])
-    names: list[str] = []
-    for other, _distance in faceindex.matches_for(store.redis, sha256):
-        for name in store.names(other):
-            if name not in names:
-                names.append(name)
-    return jsonify(names)
+    others = [other for other, _distance in faceindex.matches_for(store.redis, sha256)]
+    names = dict.fromkeys(name for listed in store.names_of_each(others) for name in listed)
+    return jsonify(list(names))

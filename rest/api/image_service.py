@@ -100,7 +100,9 @@ def upload_images(upload_id: str):
         except ApiError as error:
             raise ApiError(error.status, f"{name}: {error.message}", file=name) from None
         named.append((name, data, info))
-    return jsonify({name: accept_image(data, name, info=info).sha256 for name, data, info in named})
+    # A batch of several images is bulk work: analysed after single uploads and jobs.
+    bulk = len(named) > 1 or None
+    return jsonify({name: accept_image(data, name, info=info, bulk=bulk).sha256 for name, data, info in named})
 
 
 @blueprint.get("/api/images/<image_id>")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request, url_for
 
 from imagescan import faceindex
 
@@ -32,10 +32,33 @@ def image_analysis(digest: str):
     elif document["faces"]:
         # Matches keep arriving as other images are analysed: computed at read time.
         document["faces"] = faceindex.matches_by_face(services.redis, sha256, services.settings.face_tolerance)
-        for face in document["faces"]:
-            for match in face["matches"]:
-                match["names"] = services.store.names(match["sha256"])
+        matches = [match for face in document["faces"] for match in face["matches"]]
+        for match, names in zip(matches, services.store.names_of_each([m["sha256"] for m in matches])):
+            match["names"] = names
     return jsonify(document)
+
+
+MAX_NAMES_PAGE = 1000
+
+
+def _query_int(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name, str(default))
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(400, f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+@blueprint.get("/images/<digest>/names")
+def image_names(digest: str):
+    """All the names of an image, `limit` at a time: `/images` and `/match` show the most recent."""
+    sha256 = resolve_or_404(digest)
+    offset = _query_int("offset", 0, 0, 2**31)
+    limit = _query_int("limit", 100, 1, MAX_NAMES_PAGE)
+    names, total = current().store.names_page(sha256, offset, limit)
+    following = offset + len(names)
+    more = following < total and names
+    return jsonify({"names": names, "total": total, "offset": offset,
+                    "next": url_for(".image_names", digest=digest, offset=following, limit=limit) if more else None})
 
 
 @blueprint.get("/healthz")

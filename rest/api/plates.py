@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from imagescan import platetext
-
 from ..errors import ApiError
 from ..ingest import accept_image
 from ..services import current
@@ -50,7 +48,7 @@ def images_with_license(license: str):
     if not fuzziness:
         return jsonify(store.md5s(store.images_with_plate(license)))
     md5s: list[str] = []
-    for plate, _distance in platetext.rank_matches(license, store.known_plates(), fuzziness):
+    for plate, _distance in store.plates_near(license, fuzziness):
         for md5 in store.md5s(store.images_with_plate(plate)):
             if md5 not in md5s:
                 md5s.append(md5)

@@ -1,4 +1,5 @@
 import io
+import threading
 
 import pytest
 from PIL import Image
@@ -77,3 +78,26 @@ def test_image_without_exif_has_no_facts():
     assert decoded.info.format == "PNG"
     assert imaging.read_gps(decoded.exif) is None
     assert imaging.read_camera(decoded.exif) == {"make": None, "model": None, "taken_at": None}
+
+
+def test_a_large_png_is_checked_without_decoding_and_a_truncated_one_refused():
+    buffer = io.BytesIO()
+    Image.new("RGB", (2600, 1600), (9, 9, 9)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    assert imaging.inspect(data, LIMIT).format == "PNG"
+    with pytest.raises(imaging.ImageRejected) as refused:
+        imaging.inspect(data[: len(data) // 2], LIMIT)
+    assert refused.value.status == 400
+
+
+def test_large_decodes_wait_for_a_slot_and_give_up_with_a_503(monkeypatch):
+    buffer = io.BytesIO()
+    Image.new("RGB", (2600, 1600)).save(buffer, "BMP")
+    slots = threading.BoundedSemaphore(1)
+    assert imaging.inspect(buffer.getvalue(), LIMIT, slots).format == "BMP"
+    monkeypatch.setattr(imaging, "DECODE_SLOT_WAIT_SECONDS", 0.05)
+    slots.acquire()  # another request holds the only slot
+    with pytest.raises(imaging.ImageRejected) as refused:
+        imaging.inspect(buffer.getvalue(), LIMIT, slots)
+    assert refused.value.status == 503
+    slots.release()

@@ -1,0 +1,296 @@
+"""Throughput, each figure next to its reference measured in the same run; one table.
+
+    .venv/bin/python bench/throughput.py                  # about 4 minutes on 2 cores
+    .venv/bin/python bench/throughput.py --images 1000000 --backlog 10000 --photos 20 --seconds 20
+
+Starts its own Redis, RabbitMQ, REST (gunicorn: 2 processes x 8 threads, as deployed), the
+bare reference app under the same gunicorn settings, and one worker; wrk is the client.
+Rows:
+  ingest       PUT /image/<name>, distinct JPEGs, 16 connections; imagescan vs the bare app
+               (reads the body, hashes it). Every 2xx is checked against the work queue:
+               the queue must hold one confirmed message per 2xx.
+  light        GET /healthz, 8 connections; vs the bare app's /healthz.
+  queries      /hash, /license, /license?fuzzy=2, /images at 8 connections with --images
+               records written through ImageStore (each with its own plate); p99 vs target.
+  redis        bytes of Redis memory per stored image record (with its plate and indexes,
+               without the original's bytes, which go to the blob store).
+  analysis     images analysed per second end to end (upload -> done, one worker process)
+               vs the same engines on the same photos in one process, nothing else.
+  priority     seconds for a job submitted through /jobs to complete while --backlog bulk
+               images wait in the bulk lane.
+  memory       resident memory of the REST (all gunicorn processes) and the worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import struct
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pika
+import requests
+from PIL import Image
+from stack import REPO_ROOT, Stack, elapsed, rss_mb, wait_for, wrk
+
+from imagescan import topology
+from imagescan.broker import Publisher
+from imagescan.config import Settings
+from imagescan.digests import Digests
+from imagescan.store import DONE, FAILED, ImageStore, connect_redis
+
+PHOTOS = REPO_ROOT.parent / "shared" / "data" / "plates" / "us"
+_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def variant(photo: bytes, tag: str) -> bytes:
+    """The same JPEG with a comment segment saying `tag`: distinct bytes, same pixels."""
+    comment = tag.encode()
+    return photo[:2] + b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment + photo[2:]
+
+
+def photos(limit: int) -> list[bytes]:
+    return [path.read_bytes() for path in sorted(PHOTOS.glob("*.jpg"))[:limit]]
+
+
+def thumbnail(photo: bytes, width: int = 320) -> bytes:
+    image = Image.open(io.BytesIO(photo))
+    image.thumbnail((width, width))
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def queue_depth(settings: Settings, queue: str) -> int:
+    connection = pika.BlockingConnection(pika.ConnectionParameters(settings.rabbitmq_host, settings.rabbitmq_port))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
+def purge(settings: Settings, *queues: str) -> None:
+    connection = pika.BlockingConnection(pika.ConnectionParameters(settings.rabbitmq_host, settings.rabbitmq_port))
+    try:
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_purge(queue)
+    finally:
+        connection.close()
+
+
+# -- rows ----------------------------------------------------------------------
+
+
+def ingest_rows(stack, settings, rest, bare, args) -> list[tuple]:
+    body_dir = stack.root / "bodies"
+    body_dir.mkdir()
+    # The photo nearest 107 KB: the size of the uploads the first figures were taken with.
+    photo = min(PHOTOS.glob("*.jpg"), key=lambda path: abs(path.stat().st_size - 107_000)).read_bytes()
+    lines = []
+    for i in range(args.bodies):
+        path = body_dir / f"{i}.jpg"
+        path.write_bytes(variant(photo, f"ingest-{i}"))
+        lines.append(f"/image/bench-{i}.jpg\t{path}")
+    reference = wrk(bare, lines, connections=16, seconds=args.seconds, method="PUT")
+    measured = wrk(rest, lines, connections=16, seconds=args.seconds, method="PUT")
+    # wrk stops counting at the deadline with requests in flight, so the queue may hold a few more.
+    queued = wait_for(lambda: (n := queue_depth(settings, topology.WORK_QUEUE)) >= measured["ok"] and n,
+                      30, "the queue to hold a confirmed message for every 2xx")
+    light_ref = wrk(bare, ["/healthz"], connections=8, seconds=args.seconds)
+    light = wrk(rest, ["/healthz"], connections=8, seconds=args.seconds)
+    kb = len(photo) // 1024
+    return [
+        (f"PUT /image, {kb} KB JPEGs, 16 conns", _rate(measured), _rate(reference),
+         f"{measured['rate'] / reference['rate']:.2f}",
+         f"{measured['non2xx']} non-2xx; {queued} confirmed messages for {measured['ok']} 2xx"),
+        ("GET /healthz, 8 conns", _rate(light), _rate(light_ref), f"{light['rate'] / light_ref['rate']:.2f}", ""),
+    ], light_ref
+
+
+def _rate(summary: dict) -> str:
+    return f"{summary['rate']:,.0f}/s, p50 {summary['p50_us'] / 1000:.1f} ms, p99 {summary['p99_us'] / 1000:.1f} ms"
+
+
+def plate_of(i: int) -> str:
+    n, text = (i * 1_000_003) % 36**7, ""  # distinct for i < 36^7 (the multiplier is prime)
+    for _ in range(7):
+        n, digit = divmod(n, 36)
+        text += _BASE36[digit]
+    return text
+
+
+def populate(store: ImageStore, count: int, batch: int = 500) -> None:
+    """`count` analysed images, each with a name, a geotag and its own plate, via ImageStore."""
+    def image(i: int) -> dict:
+        reading = {"plate": plate_of(i), "confidence": 0.9, "box": {"x": 1, "y": 2, "w": 90, "h": 30},
+                   "candidates": []}
+        results = {"exif": {"make": "Bench", "model": "One", "taken_at": None},
+                   "geotag": {"latitude": 40.0, "longitude": -105.2}, "plates": [reading], "faces": []}
+        return {"digests": Digests.of(f"bench-image-{i}".encode()), "size": 100_000, "name": f"car-{i}.jpg",
+                "format": "JPEG", "width": 1280, "height": 720, "results": results,
+                "camera_label": "Bench - One"}
+
+    for start in range(0, count, batch):
+        store.import_analysed([image(i) for i in range(start, min(count, start + batch))])
+
+
+def _fuzzed(plate: str, rng: random.Random) -> str:
+    """One lookalike swap and one dropped character: two edits away."""
+    swaps = {"0": "O", "1": "I", "8": "B", "5": "S", "2": "Z", "6": "G", "O": "0", "I": "1"}
+    i = rng.randrange(len(plate))
+    plate = plate[:i] + swaps.get(plate[i], plate[i]) + plate[i + 1:]
+    j = rng.randrange(len(plate))
+    return plate[:j] + plate[j + 1:]
+
+
+def query_rows(settings, rest, args, light_ref) -> list[tuple]:
+    client = connect_redis(settings)
+    client.flushall()
+    before = client.info("memory")["used_memory"]
+    started = time.perf_counter()
+    populate(ImageStore(client), args.images)
+    took = elapsed(started)
+    per_image = (client.info("memory")["used_memory"] - before) / args.images
+    rng = random.Random(7)
+    sample = rng.sample(range(args.images), min(2000, args.images))
+    digests = [Digests.of(f"bench-image-{i}".encode()) for i in sample]
+    cases = {
+        "/hash/<md5>": [f"/hash/{d.md5}" for d in digests],
+        "/license/<plate>": [f"/license/{plate_of(i)}" for i in sample],
+        "/license/<plate>?fuzzy=2": [f"/license/{_fuzzed(plate_of(i), rng)}?fuzzy=2" for i in sample],
+        "/images/<sha256>": [f"/images/{d.sha256}" for d in digests],
+    }
+    target = {"/license/<plate>?fuzzy=2": 10}
+    rows = []
+    for name, lines in cases.items():
+        summary = wrk(rest, lines, connections=8, seconds=args.seconds)
+        rows.append((f"GET {name}, {args.images:,} images, 8 conns", _rate(summary),
+                     f"p99 target {target.get(name, 5)} ms; bare /healthz p99 {light_ref['p99_us'] / 1000:.1f} ms",
+                     "", f"{summary['non2xx']} non-2xx"))
+    rows.append(("Redis memory per image record", f"{per_image:,.0f} bytes", "", "",
+                 f"{args.images:,} records written in {took:.0f} s ({args.images / took:,.0f}/s)"))
+    client.flushall()
+    return rows
+
+
+def pure_analysis_rate(settings, samples: list[bytes]) -> float:
+    """Images per second of decode + plates + faces in this process, engines loaded first."""
+    from imagescan import imaging
+    from imagescan.analyzers import load_face_recognizer, load_plate_recognizer
+
+    plates = load_plate_recognizer(settings.plate_engine, region=settings.plate_region)
+    faces = load_face_recognizer(settings.face_engine, max_side=settings.face_max_side)
+
+    def analyse(data: bytes) -> None:
+        decoded = imaging.decode(data, settings.max_image_pixels)
+        plates.recognize(decoded.pixels)
+        faces.detect(decoded.pixels)
+
+    analyse(samples[0])  # first call warms the engines up
+    started = time.perf_counter()
+    for data in samples:
+        analyse(data)
+    return len(samples) / elapsed(started)
+
+
+def wait_done(store: ImageStore, sha256s: list[str], timeout: float) -> None:
+    wait_for(lambda: all(store.status(s) in (DONE, FAILED) for s in sha256s), timeout,
+             "the analyses", interval=0.1)
+
+
+def analysis_rows(stack, settings, rest, worker, args) -> list[tuple]:
+    samples = photos(args.photos)
+    pure = pure_analysis_rate(settings, samples)
+    store = ImageStore(connect_redis(settings))
+    session = requests.Session()
+    warm = variant(samples[0], "warm-up")
+    session.put(f"{rest}/image/warm.jpg", data=warm).raise_for_status()
+    wait_done(store, [Digests.of(warm).sha256], 300)
+    started = time.perf_counter()
+    uploads = [variant(data, "e2e") for data in samples]
+    for i, data in enumerate(uploads):
+        session.put(f"{rest}/image/e2e-{i}.jpg", data=data).raise_for_status()
+    wait_done(store, [Digests.of(d).sha256 for d in uploads], 60 + 10 * len(uploads))
+    end_to_end = len(uploads) / elapsed(started)
+    return [(f"images analysed/s, {len(samples)} photos, 1 worker process", f"{end_to_end:.2f}/s",
+             f"{pure:.2f}/s in one process", f"{end_to_end / pure:.2f}", "")]
+
+
+def enqueue_bulk(settings, count: int, photo: bytes) -> None:
+    """`count` distinct small images queued on the bulk lane, through the project's ingest code."""
+    from imagescan.store import open_storage
+
+    _, store, blobs = open_storage(settings)
+    publisher = Publisher(settings)
+
+    def one(i: int) -> None:
+        data = variant(photo, f"bulk-{i}")
+        digests = Digests.of(data)
+        blobs.put(digests.sha256, data)
+        store.register_upload(digests, len(data), f"bulk-{i}.jpg")
+        publisher.publish(topology.ANALYZE, sha256=digests.sha256, bulk=True)
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            for _ in pool.map(one, range(count), chunksize=64):
+                pass
+    finally:
+        publisher.close()
+
+
+def priority_rows(settings, rest, args) -> list[tuple]:
+    samples = photos(2)
+    enqueue_bulk(settings, args.backlog, thumbnail(samples[0]))
+    waiting = queue_depth(settings, topology.BULK_QUEUE)
+    started = time.perf_counter()
+    job = variant(samples[-1], "interactive-job")
+    response = requests.post(f"{rest}/jobs", files={"image": ("job.jpg", job)})
+    response.raise_for_status()
+    location = rest + response.json()["location"]
+    status = wait_for(lambda: (s := requests.get(location).json().get("status")) in ("completed", "failed") and s,
+                      120, "the job")
+    took = elapsed(started)
+    left = queue_depth(settings, topology.BULK_QUEUE)
+    purge(settings, topology.BULK_QUEUE)
+    return [(f"job through /jobs behind {waiting:,} bulk images", f"{took:.1f} s ({status})", "target 10 s",
+             "", f"{left:,} bulk images still waiting when it completed")]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8, help="length of each wrk run")
+    parser.add_argument("--bodies", type=int, default=1000, help="distinct upload bodies")
+    parser.add_argument("--images", type=int, default=100_000, help="stored images for the query rows")
+    parser.add_argument("--photos", type=int, default=6, help="photos for the analysis row")
+    parser.add_argument("--backlog", type=int, default=10_000, help="bulk images queued for the priority row")
+    args = parser.parse_args(argv)
+    stack = Stack()
+    try:
+        settings = Settings.from_env(stack.env())
+        bare_process, bare = stack.http_service(["bench/bare_app.py"])
+        rest_process, rest = stack.http_service(["-m", "rest"])
+        rows, light_ref = ingest_rows(stack, settings, rest, bare, args)
+        rest_rss = rss_mb(rest_process.pid)
+        stack.redis.client().flushall()
+        purge(settings, topology.WORK_QUEUE)
+        rows += query_rows(settings, rest, args, light_ref)
+        worker = stack.start(["-m", "worker"])
+        rows += analysis_rows(stack, settings, rest, worker, args)
+        rows += priority_rows(settings, rest, args)
+        rows.append(("resident memory", f"REST {rest_rss:.0f} MiB (2 processes)",
+                     f"worker {rss_mb(worker.pid):.0f} MiB", "", f"bare app {rss_mb(bare_process.pid):.0f} MiB"))
+    finally:
+        stack.stop()
+    print("| what | imagescan | reference, same run | ratio | notes |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,6 +8,7 @@ import redis
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from imagescan.blobs import BlobStoreUnavailable
 from imagescan.broker import BrokerUnavailable
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)
     @app.errorhandler(BrokerUnavailable)
+    @app.errorhandler(BlobStoreUnavailable)
     def _dependency_down(error: Exception):
-        # Redis or RabbitMQ away (restarting, unreachable): a retryable 503 on any route,
+        # Redis, RabbitMQ or the blob store away (restarting, unreachable, full): a retryable 503 on any route,
         # not a 500; routes need not each catch it.
         log.warning("dependency unavailable: %r", error)
         return _api_error(unavailable("a backing service"))

@@ -5,7 +5,8 @@ Outcomes:
   a corrupt file, which retrying cannot change, or the image was already done).
 - any exception escaping `handle`: the analysis crashed; the consumer returns the message to
   the queue, and after MAX_ATTEMPTS deliveries the broker dead-letters it (see `handle_dead`).
-Transient Redis outages are waited out inside `with_redis`, so they never use up attempts.
+Transient Redis and blob store outages are waited out inside `with_redis`, so they never use
+up attempts.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 import redis
 
 from imagescan import imaging, topology
+from imagescan.blobs import BlobStoreUnavailable
 
 from . import jobs
 from .pipeline import OriginalMissing, analyze
@@ -29,15 +31,15 @@ class Stopping(Exception):
 
 
 def with_redis(operation, should_stop, *, what: str):
-    """Run a Redis operation, retrying with back-off while Redis is unreachable."""
+    """Run a storage operation, retrying with back-off while Redis or the blob store is unreachable."""
     delay = 0.2
     while True:
         try:
             return operation()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except (redis.ConnectionError, redis.TimeoutError, BlobStoreUnavailable) as exc:
             if should_stop():
                 raise Stopping(what) from exc
-            log.warning("redis unavailable during %s, retrying in %.1fs: %r", what, delay, exc)
+            log.warning("storage unavailable during %s, retrying in %.1fs: %r", what, delay, exc)
             time.sleep(delay)
             delay = min(delay * 2, 5)
 
@@ -63,7 +65,7 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
     except (imaging.ImageRejected, OriginalMissing) as rejected:
         reason = getattr(rejected, "reason", None) or str(rejected)
         with_redis(lambda: services.store.mark_failed(sha256, reason), should_stop, what="status")
-        log.info("image %s failed: %s", sha256, reason, extra={**context, "outcome": "failed"})
+        (log.error if isinstance(rejected, OriginalMissing) else log.info)("image %s failed: %s", sha256, reason, extra={**context, "outcome": "failed"})
         with_redis(lambda: jobs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
         return
     results = outcome["results"]

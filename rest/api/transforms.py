@@ -13,6 +13,7 @@ a request that waits longer than SLOT_WAIT_SECONDS for a slot gets 503 + Retry-A
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import redis
@@ -26,6 +27,7 @@ from ..ingest import accept_image
 from ..services import current
 
 blueprint = Blueprint("transforms", __name__)
+log = logging.getLogger("imagescan.rest.transforms")
 
 CACHE_TTL_SECONDS = 24 * 3600
 CACHE_MAX_BYTES = 8 * 1024 * 1024
@@ -57,9 +59,10 @@ def _unpack(cached: bytes) -> transforms.Rendered:
 
 def _compute(sha256: str, operation: str) -> transforms.Rendered:
     services = current()
-    data = services.blobs.get(sha256)
+    data = services.blobs.get(sha256)  # the one copy in memory; the decoded pixels are another matter
     if data is None:
-        raise ApiError(404, f"the original of image {sha256} is not stored")
+        log.error("the original of %s is missing from the blob store", sha256, extra={"sha256": sha256})
+        raise ApiError(404, f"image {sha256} is known but its original is missing from the blob store")
     if not _slots.acquire(timeout=SLOT_WAIT_SECONDS):
         raise ApiError(503, "too many transforms in progress; retry shortly", headers={"Retry-After": RETRY_AFTER_SECONDS})
     try:

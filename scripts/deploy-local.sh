@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole stack on one machine: private Redis and RabbitMQ (their data under .local/),
 # the REST service on $PORT, $WORKERS workers and the logs service, all in the background.
+# Originals and job outputs go to files under .local/blobs (BLOB_STORE=dir), not to Redis.
 #   deploy-local.sh [up]     install what is missing, start what is not running, wait for /readyz
 #   deploy-local.sh down     stop everything it started
 #   deploy-local.sh status   what is running
@@ -16,6 +17,8 @@ export REDIS_HOST=127.0.0.1
 export REDIS_PORT="${REDIS_PORT:-6390}"
 export RABBITMQ_HOST=127.0.0.1
 export RABBITMQ_PORT="${RABBITMQ_PORT:-5690}"
+export BLOB_STORE="${BLOB_STORE:-dir}"
+export BLOB_DIR="${BLOB_DIR:-$state/blobs}"
 WORKERS="${WORKERS:-2}"
 RABBITMQ_DIST_PORT="${RABBITMQ_DIST_PORT:-25690}"
 EPMD_PORT="${EPMD_PORT:-4390}"

@@ -1,5 +1,6 @@
 """`./deploy-all.sh local`: starts the whole stack once, serves uploads, and `down` stops all of it."""
 
+import hashlib
 import json
 import os
 import socket
@@ -60,13 +61,16 @@ def test_up_serves_uploads_twice_is_a_no_op_and_down_stops_everything(stack):
     base = f"http://127.0.0.1:{env['PORT']}"
     assert f"ready: http://localhost:{env['PORT']}" in first.stdout
 
-    request = urllib.request.Request(f"{base}/image/runner.jpg", data=jpeg(seed=41), method="PUT")
+    photo = jpeg(seed=41)
+    request = urllib.request.Request(f"{base}/image/runner.jpg", data=photo, method="PUT")
     md5 = json.load(urllib.request.urlopen(request, timeout=10))["hash"]
     deadline, status = time.monotonic() + 60, None
     while time.monotonic() < deadline and status != "done":
         status = json.load(urllib.request.urlopen(f"{base}/images/{md5}", timeout=10))["status"]
         time.sleep(0.2)
     assert status == "done"
+    stored = list((state / "blobs").rglob(hashlib.sha256(photo).hexdigest()))
+    assert len(stored) == 1 and stored[0].read_bytes() == photo, "the original is a file, not in Redis"
 
     pids = {p.name: p.read_text() for p in state.glob("*.pid")}
     assert {"redis.pid", "rabbitmq.pid", "rest.pid", "logs.pid", "worker-1.pid"} <= set(pids)

@@ -108,6 +108,21 @@ class WorkerThread:
         self.thread.join(timeout=30)
 
 
+def engine_free_worker(settings: Settings) -> WorkerThread:
+    """A started worker without recognition engines (EXIF and storage only), on its own connection."""
+    from imagescan.analyzers import NoFaces, NoPlates
+    from imagescan.blobs import open_blob_store
+    from imagescan.faceindex import FaceIndex
+    from imagescan.store import ImageStore, connect_redis
+    from worker.services import WorkerServices
+
+    client = connect_redis(settings)
+    return WorkerThread(WorkerServices(
+        settings=settings, redis=client, store=ImageStore(client), blobs=open_blob_store(settings, client),
+        plates=NoPlates(), faces=NoFaces(), face_index=FaceIndex(client, settings.face_tolerance),
+    )).start()
+
+
 @pytest.fixture
 def worker_services(settings, plate_recognizer, face_recognizer):
     """WorkerServices for the test servers, sharing the engines loaded once per session."""

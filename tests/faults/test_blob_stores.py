@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from imagescan.blobs import BlobStoreUnavailable, open_blob_store
+from imagescan.blobs import BlobStoreUnavailable
 from imagescan.blobs.directory import TEMP_PREFIX, DirectoryBlobStore
-from tests.conftest import REPO_ROOT, WorkerThread, wait_for_status
+from tests.conftest import REPO_ROOT, engine_free_worker, wait_for_status
 from tests.imagefactory import jpeg, noisy_jpeg
 
 pytestmark = pytest.mark.faults
@@ -185,11 +185,6 @@ def test_s3_going_away_gives_503s_loses_nothing_and_recovers_without_a_restart(s
 
 
 def test_worker_waits_for_s3_without_using_up_an_attempt(settings, s3_server):
-    from imagescan.analyzers import NoFaces, NoPlates
-    from imagescan.faceindex import FaceIndex
-    from imagescan.store import ImageStore, connect_redis
-    from worker.services import WorkerServices
-
     # One attempt only: had the outage cost an attempt, the image would end up failed.
     s3_settings = s3_server.settings(settings).replace(max_attempts=1)
     client = make_app(s3_settings).test_client()
@@ -197,12 +192,7 @@ def test_worker_waits_for_s3_without_using_up_an_attempt(settings, s3_server):
     assert client.post("/image/queued.jpg", data=data).status_code == 200
 
     s3_server.stop()
-    redis_client = connect_redis(s3_settings)
-    worker = WorkerThread(WorkerServices(
-        settings=s3_settings, redis=redis_client, store=ImageStore(redis_client),
-        blobs=open_blob_store(s3_settings, redis_client), plates=NoPlates(), faces=NoFaces(),
-        face_index=FaceIndex(redis_client, s3_settings.face_tolerance),
-    )).start()
+    worker = engine_free_worker(s3_settings)
     try:
         try:
             deadline = time.monotonic() + 30

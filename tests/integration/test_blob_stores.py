@@ -10,7 +10,7 @@ from imagescan.blobs import CHUNK_BYTES, open_blob_store
 from imagescan.blobs.copy import copy_blobs
 from imagescan.blobs.copy import main as copy_main
 from imagescan.digests import Digests
-from tests.conftest import WorkerThread, wait_for_status
+from tests.conftest import engine_free_worker, wait_for_status
 from tests.imagefactory import jpeg, noisy_jpeg, png
 
 BACKENDS = ["redis", "dir", "s3"]
@@ -130,11 +130,6 @@ def test_head_ranges_and_conditional_requests(api):
 
 
 def test_a_known_image_without_its_original_is_a_clear_error(api, store_settings, caplog):
-    from imagescan.analyzers import NoFaces, NoPlates
-    from imagescan.faceindex import FaceIndex
-    from imagescan.store import ImageStore, connect_redis
-    from worker.services import WorkerServices
-
     client = api.test_client()
     data = jpeg(seed=6)
     name = sha(data)
@@ -147,12 +142,7 @@ def test_a_known_image_without_its_original_is_a_clear_error(api, store_settings
     assert "missing from the blob store" in caplog.text
     assert client.get(f"/{name}/png").status_code == 404
 
-    redis_client = connect_redis(store_settings)
-    worker = WorkerThread(WorkerServices(
-        settings=store_settings, redis=redis_client, store=ImageStore(redis_client),
-        blobs=open_blob_store(store_settings, redis_client), plates=NoPlates(), faces=NoFaces(),
-        face_index=FaceIndex(redis_client, store_settings.face_tolerance),
-    )).start()
+    worker = engine_free_worker(store_settings)
     try:
         document = wait_for_status(client, name, timeout=30)
     finally:

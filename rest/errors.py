@@ -33,6 +33,13 @@ def unavailable(what: str) -> ApiError:
     return ApiError(503, f"{what} is unavailable; retry shortly", headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
+def missing_original(sha256: str) -> ApiError:
+    """A known image whose bytes the blob store does not have (lost, or not copied over yet)."""
+    log.error("the original of %s is missing from the blob store", sha256, extra={"sha256": sha256})
+    return ApiError(404, f"image {sha256} is known but its original is missing from the blob store",
+                    sha256=sha256)
+
+
 def error_response(status: int, message: str, headers: dict | None = None, **fields):
     response = jsonify({"error": message, "status": status, **fields})
     response.status_code = status

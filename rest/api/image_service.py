@@ -18,7 +18,6 @@ Every route but `GET /api/images/<id>` needs an `x-api-key` (see rest.auth).
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 
 import redis
@@ -27,12 +26,11 @@ from flask import Blueprint, Response, jsonify, request
 from imagescan import imaging, keys
 
 from ..auth import require_api_key
-from ..errors import ApiError, unavailable
+from ..errors import ApiError, missing_original, unavailable
 from ..ingest import accept_image, validate_image
 from ..services import current
 
 blueprint = Blueprint("image_service", __name__)
-log = logging.getLogger("imagescan.rest.image_service")
 
 DEFAULT_EXPIRY_SECONDS = 60
 MAX_EXPIRY_SECONDS = 86400
@@ -132,7 +130,7 @@ def original_image(image_id: str):
     except (redis.RedisError, OSError):
         raise unavailable("storage") from None
     if stream is None:
-        raise _missing_original(sha256)
+        raise missing_original(sha256)
     response.response = stream
     return response
 
@@ -147,15 +145,8 @@ def _stored_original(image_id: str):
     if sha256 is None:
         raise ApiError(404, f"no image {image_id!r}")
     if info is None:
-        raise _missing_original(sha256)
+        raise missing_original(sha256)
     return sha256, info
-
-
-def _missing_original(sha256: str) -> ApiError:
-    """A known image whose bytes the blob store does not have: lost, or not yet copied over."""
-    log.error("the original of %s is missing from the blob store", sha256, extra={"sha256": sha256})
-    return ApiError(404, f"image {sha256} is known but its original is missing from the blob store",
-                    sha256=sha256)
 
 
 def _byte_range(sha256: str, size: int) -> tuple[int, int]:

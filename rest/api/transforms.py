@@ -13,7 +13,6 @@ a request that waits longer than SLOT_WAIT_SECONDS for a slot gets 503 + Retry-A
 
 from __future__ import annotations
 
-import logging
 import threading
 
 import redis
@@ -22,12 +21,11 @@ from flask import Blueprint, Response, jsonify, request
 from imagescan import keys, transforms
 from imagescan.imaging import ImageRejected
 
-from ..errors import RETRY_AFTER_SECONDS, ApiError, unavailable
+from ..errors import RETRY_AFTER_SECONDS, ApiError, missing_original, unavailable
 from ..ingest import accept_image
 from ..services import current
 
 blueprint = Blueprint("transforms", __name__)
-log = logging.getLogger("imagescan.rest.transforms")
 
 CACHE_TTL_SECONDS = 24 * 3600
 CACHE_MAX_BYTES = 8 * 1024 * 1024
@@ -61,8 +59,7 @@ def _compute(sha256: str, operation: str) -> transforms.Rendered:
     services = current()
     data = services.blobs.get(sha256)  # the one copy in memory; the decoded pixels are another matter
     if data is None:
-        log.error("the original of %s is missing from the blob store", sha256, extra={"sha256": sha256})
-        raise ApiError(404, f"image {sha256} is known but its original is missing from the blob store")
+        raise missing_original(sha256)
     if not _slots.acquire(timeout=SLOT_WAIT_SECONDS):
         raise ApiError(503, "too many transforms in progress; retry shortly", headers={"Retry-After": RETRY_AFTER_SECONDS})
     try:

@@ -79,6 +79,10 @@ class Settings:
     face_max_side: int = 1280
     blob_store: str = "redis"
     blob_dir: str = ""
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_endpoint_url: str = ""  # empty: AWS itself; else the URL of an S3-compatible store
+    s3_region: str = ""
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     allow_private_urls: bool = False
     url_fetch_timeout: float = 10.0
@@ -126,6 +130,10 @@ class Settings:
             face_max_side=_int(env, "FACE_MAX_SIDE", 1280, 64),
             blob_store=_str(env, "BLOB_STORE", "redis"),
             blob_dir=_str(env, "BLOB_DIR", ""),
+            s3_bucket=_str(env, "S3_BUCKET", ""),
+            s3_prefix=env.get("S3_PREFIX", ""),
+            s3_endpoint_url=_str(env, "S3_ENDPOINT_URL", ""),
+            s3_region=_str(env, "S3_REGION", ""),
             api_keys=_list(env, "API_KEY"),
             allow_private_urls=_bool(env, "ALLOW_PRIVATE_URLS", False),
             url_fetch_timeout=_float(env, "URL_FETCH_TIMEOUT", 10.0),
@@ -149,14 +157,16 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if self.blob_store not in ("redis", "dir"):
-            raise ConfigError(f"BLOB_STORE must be 'redis' or 'dir', got {self.blob_store!r}")
+        if self.blob_store not in ("dir", "s3", "redis"):
+            raise ConfigError(f"BLOB_STORE must be 'dir', 's3' or 'redis', got {self.blob_store!r}")
         if self.blob_store == "dir" and not self.blob_dir:
             raise ConfigError("BLOB_STORE=dir needs BLOB_DIR")
         if self.auth not in ("seed", "keys"):
             raise ConfigError(f"AUTH must be 'seed' or 'keys', got {self.auth!r}")
         if self.retention_interval <= 0:
             raise ConfigError(f"RETENTION_INTERVAL must be positive, got {self.retention_interval}")
+        if self.blob_store == "s3" and not self.s3_bucket:
+            raise ConfigError("BLOB_STORE=s3 needs S3_BUCKET")
         if not 0 < self.face_tolerance < 2:
             raise ConfigError(f"FACE_TOLERANCE must be between 0 and 2, got {self.face_tolerance}")
 

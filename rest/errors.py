@@ -8,6 +8,7 @@ import redis
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from imagescan.blobs import BlobStoreUnavailable
 from imagescan.broker import BrokerUnavailable
 
 from .metrics import count_dependency_error
@@ -34,6 +35,13 @@ def unavailable(what: str) -> ApiError:
     return ApiError(503, f"{what} is unavailable; retry shortly", headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
+def missing_original(sha256: str) -> ApiError:
+    """A known image whose bytes the blob store does not have (lost, or not copied over yet)."""
+    log.error("the original of %s is missing from the blob store", sha256, extra={"sha256": sha256})
+    return ApiError(404, f"image {sha256} is known but its original is missing from the blob store",
+                    sha256=sha256)
+
+
 def error_response(status: int, message: str, headers: dict | None = None, **fields):
     response = jsonify({"error": message, "status": status, **fields})
     response.status_code = status
@@ -58,8 +66,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)
     @app.errorhandler(BrokerUnavailable)
+    @app.errorhandler(BlobStoreUnavailable)
     def _dependency_down(error: Exception):
-        # Redis or RabbitMQ away (restarting, unreachable): a retryable 503 on any route,
+        # Redis, RabbitMQ or the blob store away (restarting, unreachable, full): a retryable 503 on any route,
         # not a 500; routes need not each catch it.
         log.warning("dependency unavailable: %r", error)
         count_dependency_error(error)

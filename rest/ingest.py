@@ -15,6 +15,7 @@ import redis
 from flask import g, has_request_context, request
 
 from imagescan import imaging, topology
+from imagescan.blobs import DEFAULT_CONTENT_TYPE
 from imagescan.broker import BrokerUnavailable
 from imagescan.digests import Digests
 from imagescan.store import DONE, FAILED
@@ -80,9 +81,9 @@ def accept_image(data: bytes, name: str | None, *, info: imaging.ImageInfo | Non
     digests = Digests.of(data)
     request_id = g.get("request_id", "")
     try:
-        services.blobs.put(digests.sha256, data)
+        services.blobs.put(digests.sha256, data, imaging.MIME_TYPES.get(info.format, DEFAULT_CONTENT_TYPE))
         created, status = services.store.register_upload(digests, len(data), name)
-    except (redis.RedisError, OSError) as exc:
+    except (redis.RedisError, OSError) as exc:  # OSError: also BlobStoreUnavailable
         log.warning("storage unavailable: %r", exc, extra={"request_id": request_id})
         raise unavailable("storage") from exc
     if status not in (DONE, FAILED):

@@ -390,9 +390,15 @@ def _image_service_paths() -> dict:
         }},
         "/api/images/{image_id}": {"get": {
             "tags": ["image service"], "summary": "The original image (no key needed)",
-            "parameters": [_path_param("image_id", _DIGEST)],
-            "responses": {"200": _image_response("The bytes as uploaded"), "304": {"description": "Not modified"},
-                          **NOT_FOUND},
+            "description": "Streamed from the blob store; ETag is the SHA-256. One `Range` per request "
+                           "(`bytes=0-99`, `bytes=-500`); `HEAD` gives the headers alone.",
+            "parameters": [_path_param("image_id", _DIGEST),
+                           {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}}],
+            "responses": {"200": _image_response("The bytes as uploaded"),
+                          "206": _image_response("The requested byte range (Content-Range)"),
+                          "304": {"description": "Not modified"}, **NOT_FOUND,
+                          "416": _error("The range is outside the image"),
+                          "503": _error("The blob store or Redis is unavailable", retry_after=True)},
         }},
         "/api/stats": {"get": {
             "tags": ["image service"], "summary": "Upload and image statistics", "security": secured,

@@ -8,7 +8,7 @@ trap 'echo "${PROG:-deploy-k8s.sh}: error: unexpected failure at line $LINENO" >
 PROG=${DEPLOY_K8S_PROG:-deploy-k8s.sh}
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SERVICES=(rest worker logs)
-REQUIRED_SECRETS=(API_KEY REDIS_PASSWORD RABBITMQ_USER RABBITMQ_PASSWORD)
+REQUIRED_SECRETS=(API_KEY REDIS_PASSWORD RABBITMQ_USER RABBITMQ_PASSWORD AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY)
 
 usage() {
     cat <<EOF

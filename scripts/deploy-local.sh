@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole stack on one machine: private Redis and RabbitMQ (their data under .local/),
 # the REST service on $PORT, $WORKERS workers and the logs service, all in the background.
+# Originals and job outputs go to files under .local/blobs (BLOB_STORE=dir), not to Redis.
 #   deploy-local.sh [up]     install what is missing, start what is not running, wait for /readyz
 #   deploy-local.sh up --with-prometheus   also run Debian's prometheus scraping every service
 #   deploy-local.sh down     stop everything it started
@@ -17,6 +18,8 @@ export REDIS_HOST=127.0.0.1
 export REDIS_PORT="${REDIS_PORT:-6390}"
 export RABBITMQ_HOST=127.0.0.1
 export RABBITMQ_PORT="${RABBITMQ_PORT:-5690}"
+export BLOB_STORE="${BLOB_STORE:-dir}"
+export BLOB_DIR="${BLOB_DIR:-$state/blobs}"
 WORKERS="${WORKERS:-2}"
 LOGS_METRICS_PORT="${LOGS_METRICS_PORT:-9100}"
 WORKER_METRICS_PORT="${WORKER_METRICS_PORT:-9101}"  # worker i serves WORKER_METRICS_PORT + i - 1

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pika
@@ -105,6 +108,21 @@ class WorkerThread:
         self.thread.join(timeout=30)
 
 
+def engine_free_worker(settings: Settings) -> WorkerThread:
+    """A started worker without recognition engines (EXIF and storage only), on its own connection."""
+    from imagescan.analyzers import NoFaces, NoPlates
+    from imagescan.blobs import open_blob_store
+    from imagescan.faceindex import FaceIndex
+    from imagescan.store import ImageStore, connect_redis
+    from worker.services import WorkerServices
+
+    client = connect_redis(settings)
+    return WorkerThread(WorkerServices(
+        settings=settings, redis=client, store=ImageStore(client), blobs=open_blob_store(settings, client),
+        plates=NoPlates(), faces=NoFaces(), face_index=FaceIndex(client, settings.face_tolerance),
+    )).start()
+
+
 @pytest.fixture
 def worker_services(settings, plate_recognizer, face_recognizer):
     """WorkerServices for the test servers, sharing the engines loaded once per session."""
@@ -147,3 +165,55 @@ def wait_for_status(client, digest: str, statuses=("done", "failed"), timeout: f
                 return document
         time.sleep(0.1)
     raise AssertionError(f"{digest} did not reach {statuses} in {timeout}s: {document}")
+
+
+class S3Server:
+    """moto's S3-compatible server on a free loopback port, in this process; `stop()` closes the
+    port (clients get connection refused) and `start()` opens it again with the data kept."""
+
+    def __init__(self):
+        # moto keeps its data per process, not per server: a bucket of its own for each test
+        self.bucket = f"imagescan-test-{uuid.uuid4().hex[:12]}"
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = None
+
+    def start(self) -> S3Server:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def settings(self, settings: Settings, prefix: str = "originals/") -> Settings:
+        return settings.replace(blob_store="s3", s3_bucket=self.bucket, s3_prefix=prefix,
+                                s3_endpoint_url=self.url, s3_region="us-east-1", network_timeout=2.0)
+
+
+@pytest.fixture(scope="session")
+def s3_credentials():
+    """Dummy credentials in the variables boto3 reads (the server accepts any)."""
+    patch = pytest.MonkeyPatch()
+    for name, value in {"AWS_ACCESS_KEY_ID": "test-key", "AWS_SECRET_ACCESS_KEY": "test-secret",
+                        "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}.items():
+        patch.setenv(name, value)
+    yield
+    patch.undo()
+
+
+@pytest.fixture
+def s3_server(s3_credentials):
+    """A fresh S3 server with an empty bucket, stopped after the test."""
+    import boto3
+
+    server = S3Server().start()
+    boto3.client("s3", endpoint_url=server.url, region_name="us-east-1").create_bucket(Bucket=server.bucket)
+    yield server
+    server.stop()

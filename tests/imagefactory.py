@@ -50,3 +50,13 @@ def with_gps(data: bytes, latitude: float, longitude: float, **camera) -> bytes:
     out = io.BytesIO()
     piexif.insert(gps_exif(latitude, longitude, **camera), data, out)
     return out.getvalue()
+
+
+def noisy_jpeg(width: int = 1400, height: int = 1050, *, seed: int = 0) -> bytes:
+    """A photo-sized JPEG (about 1.4 MB at the default size): noise barely compresses."""
+    import numpy
+
+    pixels = numpy.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=numpy.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()

@@ -9,7 +9,8 @@ Attempts are counted here, in Redis, before the work starts: so a crash that tak
 process down counts too, whatever the RabbitMQ release counts. The delivery after the
 MAX_ATTEMPTS-th sets the work aside as failed instead of running it again. A message the
 broker itself gave up on (a delivery limit of its own) arrives in `handle_dead`.
-Transient Redis outages are waited out inside `with_redis`, so they never use up attempts.
+Transient Redis and blob store outages are waited out inside `with_redis`, so they never use
+up attempts.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 import redis
 
 from imagescan import imaging, keys, topology
+from imagescan.blobs import BlobStoreUnavailable
 
 from . import jobs
 from .metrics import IMAGES, counts_attempts, counts_dead_letters
@@ -35,15 +37,15 @@ class Stopping(Exception):
 
 
 def with_redis(operation, should_stop, *, what: str):
-    """Run a Redis operation, retrying with back-off while Redis is unreachable."""
+    """Run a storage operation, retrying with back-off while Redis or the blob store is unreachable."""
     delay = 0.2
     while True:
         try:
             return operation()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except (redis.ConnectionError, redis.TimeoutError, BlobStoreUnavailable) as exc:
             if should_stop():
                 raise Stopping(what) from exc
-            log.warning("redis unavailable during %s, retrying in %.1fs: %r", what, delay, exc)
+            log.warning("storage unavailable during %s, retrying in %.1fs: %r", what, delay, exc)
             time.sleep(delay)
             delay = min(delay * 2, 5)
 
@@ -92,7 +94,8 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
     except (imaging.ImageRejected, OriginalMissing) as rejected:
         reason = getattr(rejected, "reason", None) or str(rejected)
         with_redis(lambda: services.store.mark_failed(sha256, reason), should_stop, what="status")
-        log.info("image %s failed: %s", sha256, reason, extra={**context, "outcome": "failed"})
+        (log.error if isinstance(rejected, OriginalMissing) else log.info)(
+            "image %s failed: %s", sha256, reason, extra={**context, "outcome": "failed"})
         IMAGES.labels("failed").inc()
         with_redis(lambda: jobs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
         return

@@ -60,7 +60,7 @@ def render_jobs_for_image(services, sha256: str) -> int:
     except RenderFailed as failure:
         return _fail_all(services, sha256, waiting, str(failure))
     output_sha256 = sha256_hex(output.data)
-    services.blobs.put(output_sha256, output.data)
+    services.blobs.put(output_sha256, output.data, output.content_type)
     for job_id in waiting:
         jobs.complete(services.redis, job_id, sha256, output_sha256, output.content_type)
     if services.store.status(sha256) is None:

@@ -8,7 +8,8 @@ Every route but `GET /api/images/<id>` needs an `x-api-key` (see rest.auth).
   -> `{filename: sha256}`. Every file is checked before any is stored: one non-image
   refuses the whole request (400/413/415 naming the file). An image sent again returns the
   same id and is not counted again. Unknown or expired upload id -> 404.
-- `GET /api/images/<id>` -> the original bytes (any of the image's digests as id).
+- `GET|HEAD /api/images/<id>` -> the original bytes (any of the image's digests as id), streamed
+  from the blob store; ETag (the SHA-256), If-None-Match, and one `Range` per request (206/416).
 - `GET /api/stats` -> exactly the three keys of the original service; the frequency lists only
   the UTC days (of the last 30) with at least one new image, oldest first; the format is
   null while no image has been analysed.
@@ -25,7 +26,7 @@ from flask import Blueprint, Response, jsonify, request
 from imagescan import imaging, keys
 
 from ..auth import require_api_key
-from ..errors import ApiError, unavailable
+from ..errors import ApiError, missing_original, unavailable
 from ..ingest import accept_image, validate_image
 from ..services import current
 
@@ -107,19 +108,65 @@ def upload_images(upload_id: str):
 
 @blueprint.get("/api/images/<image_id>")
 def original_image(image_id: str):
+    """Streamed from the blob store (GET and HEAD), with its SHA-256 as ETag and single byte ranges."""
+    blobs = current().blobs
+    sha256, info = _stored_original(image_id)
+    response = Response(mimetype=info.content_type)
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.headers["X-Content-Type-Options"] = "nosniff"  # served as the image type, nothing else
+    response.headers["Accept-Ranges"] = "bytes"
+    response.headers["Content-Length"] = str(info.size)
+    response.set_etag(sha256)
+    response.make_conditional(request)  # If-None-Match -> 304
+    if response.status_code != 200:
+        return response
+    start, stop = _byte_range(sha256, info.size)
+    if (start, stop) != (0, info.size):
+        response.status_code = 206
+        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{info.size}"
+        response.headers["Content-Length"] = str(stop - start)
+    if request.method == "HEAD":
+        return response
+    try:
+        stream = blobs.open(sha256, start, stop)
+    except (redis.RedisError, OSError):
+        raise unavailable("storage") from None
+    if stream is None:
+        raise missing_original(sha256)
+    response.response = stream
+    return response
+
+
+def _stored_original(image_id: str):
     services = current()
     try:
         sha256 = services.store.resolve(image_id)
-        data = services.blobs.get(sha256) if sha256 else None
+        info = services.blobs.stat(sha256) if sha256 else None
     except (redis.RedisError, OSError):
         raise unavailable("storage") from None
-    if data is None:
+    if sha256 is None:
         raise ApiError(404, f"no image {image_id!r}")
-    response = Response(data, mimetype=imaging.mime_type_of(data))
-    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
-    response.headers["X-Content-Type-Options"] = "nosniff"  # served as the image type, nothing else
-    response.set_etag(sha256)
-    return response.make_conditional(request)
+    if info is None:
+        raise missing_original(sha256)
+    return sha256, info
+
+
+def _byte_range(sha256: str, size: int) -> tuple[int, int]:
+    """[start, stop) asked by a single-range `Range` header, else the whole blob.
+
+    Several ranges, an unparsable header or an If-Range naming other content: the whole blob
+    (RFC 9110 lets a server ignore Range). A range beyond the end: 416.
+    """
+    asked = request.range
+    if_range = request.if_range
+    if (asked is None or len(asked.ranges) != 1 or if_range.date is not None
+            or (if_range.etag is not None and if_range.etag != sha256)):
+        return 0, size
+    bounds = asked.range_for_length(size)
+    if bounds is None:
+        raise ApiError(416, f"the range is outside the image's {size} bytes",
+                       headers={"Content-Range": f"bytes */{size}"})
+    return bounds
 
 
 def _most_popular_format(store) -> str | None:

@@ -144,11 +144,14 @@ def job_output(job_id: str):
         response.headers["Retry-After"] = "1"
         return response
     try:
-        data = current().blobs.get(job.output)
+        stream = current().blobs.open(job.output)  # streamed: never a whole copy in memory
     except (redis.RedisError, OSError):
         raise unavailable("storage") from None
-    if data is None:
+    if stream is None:
+        log.error("output %s of job %s is missing from the blob store", job.output, job.job_id,
+                  extra={"job_id": job.job_id, "sha256": job.sha256})
         raise ApiError(500, "the job's output is missing from the blob store", job_id=job.job_id)
-    response = Response(data, mimetype=job.content_type or "application/octet-stream")
+    response = Response(stream, mimetype=job.content_type or "application/octet-stream")
+    response.headers["Content-Length"] = str(stream.length)
     response.headers["Cache-Control"] = "private, max-age=86400, immutable"
     return response

@@ -21,7 +21,7 @@ from flask import Blueprint, Response, jsonify, request
 from imagescan import erasure, keys, transforms
 from imagescan.imaging import ImageRejected
 
-from ..errors import RETRY_AFTER_SECONDS, ApiError, unavailable
+from ..errors import RETRY_AFTER_SECONDS, ApiError, missing_original, unavailable
 from ..ingest import accept_image
 from ..services import current
 
@@ -62,9 +62,9 @@ def _compute(sha256: str, operation: str) -> transforms.Rendered:
 def render_stored(sha256: str, render) -> transforms.Rendered:
     """`render(opened image)` on an image's stored original, in one of the transform slots."""
     services = current()
-    data = services.blobs.get(sha256)
+    data = services.blobs.get(sha256)  # the one copy in memory; the decoded pixels are another matter
     if data is None:
-        raise ApiError(404, f"the original of image {sha256} is not stored")
+        raise missing_original(sha256)
     if not _slots.acquire(timeout=SLOT_WAIT_SECONDS):
         raise ApiError(503, "too many transforms in progress; retry shortly", headers={"Retry-After": RETRY_AFTER_SECONDS})
     try:

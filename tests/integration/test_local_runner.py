@@ -1,6 +1,7 @@
 """`./deploy-all.sh local`: starts the whole stack once (with --with-prometheus, a Prometheus
 scraping it), serves uploads, tells where the metrics are, and `down` stops all of it."""
 
+import hashlib
 import json
 import os
 import socket
@@ -66,7 +67,8 @@ def test_up_serves_uploads_twice_is_a_no_op_and_down_stops_everything(stack):
     assert (f"metrics: rest {base}/metrics, worker {worker_metrics}, "
             f"logs http://127.0.0.1:{env['LOGS_METRICS_PORT']}/metrics") in first.stdout
 
-    request = urllib.request.Request(f"{base}/image/runner.jpg", data=jpeg(seed=41), method="PUT")
+    photo = jpeg(seed=41)
+    request = urllib.request.Request(f"{base}/image/runner.jpg", data=photo, method="PUT")
     md5 = json.load(urllib.request.urlopen(request, timeout=10))["hash"]
     deadline, status = time.monotonic() + 60, None
     while time.monotonic() < deadline and status != "done":
@@ -87,6 +89,8 @@ def test_up_serves_uploads_twice_is_a_no_op_and_down_stops_everything(stack):
     while scraped_jobs() != {"rest", "worker", "logs"} and time.monotonic() < deadline:
         time.sleep(1)
     assert scraped_jobs() == {"rest", "worker", "logs"}
+    stored = list((state / "blobs").rglob(hashlib.sha256(photo).hexdigest()))
+    assert len(stored) == 1 and stored[0].read_bytes() == photo, "the original is a file, not in Redis"
 
     pids = {p.name: p.read_text() for p in state.glob("*.pid")}
     assert {"redis.pid", "rabbitmq.pid", "rest.pid", "logs.pid", "worker-1.pid", "prometheus.pid"} <= set(pids)

@@ -63,6 +63,8 @@ REAL_SECRETS = """API_KEY=key-one,key-two
 REDIS_PASSWORD=redis-secret
 RABBITMQ_USER=imagescan
 RABBITMQ_PASSWORD=p@ss/word
+AWS_ACCESS_KEY_ID=s3-access-key
+AWS_SECRET_ACCESS_KEY=s3-secret-key
 """
 
 

@@ -60,3 +60,14 @@ def test_digest_kinds():
     assert digest_kind(digests.sha224.upper()) == "sha224"
     assert digest_kind(digests.sha256) == "sha256"
     assert digest_kind("xyz") is None and digest_kind("ab" * 20) is None
+
+
+def test_s3_blob_store_settings_come_from_the_environment():
+    settings = Settings.from_env({"BLOB_STORE": "s3", "S3_BUCKET": "photos", "S3_PREFIX": "a/b/",
+                                  "S3_ENDPOINT_URL": "http://127.0.0.1:9000", "S3_REGION": "eu-west-1"})
+    assert (settings.s3_bucket, settings.s3_prefix, settings.s3_endpoint_url, settings.s3_region) == (
+        "photos", "a/b/", "http://127.0.0.1:9000", "eu-west-1")
+    with pytest.raises(ConfigError, match="S3_BUCKET"):
+        Settings.from_env({"BLOB_STORE": "s3"})
+    with pytest.raises(ConfigError, match="BLOB_STORE"):
+        Settings.from_env({"BLOB_STORE": "gcs"})

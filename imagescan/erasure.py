@@ -4,8 +4,9 @@
 removes, in one Redis transaction: the record, its names, its MD5/SHA-224 aliases,
 the URLs that led to it, its plate index entries (and a plate from the known plates when no
 other image shows it), its faces (encodings, owners, the faces list), its matches and the
-matches other images hold to it, its cached transforms and thumbnails, its jobs (waiting and finished), its
-place in the retention index, and its share of the statistics (upload day, format, camera).
+matches other images hold to it, its cached transforms and thumbnails, its attempt counters,
+its jobs (waiting and finished), its place in the retention index, and its share of the
+statistics (upload day, format, camera).
 
 Why nothing comes back
 ----------------------
@@ -29,7 +30,7 @@ from datetime import UTC, datetime
 
 import redis as redis_lib
 
-from . import keys, transforms
+from . import keys, topology, transforms
 from .faceindex import KEPT_ERASURES
 from .imaging import camera_label
 from .store import DONE, ImageStore
@@ -132,7 +133,9 @@ def _queue_deletion(pipe, plan: _Plan) -> None:
                 keys.image_matches(sha256), keys.image_jobs(sha256), keys.image_job_history(sha256),
                 *[keys.transform_cache(sha256, op) for op in transforms.OPERATIONS],
                 *[keys.thumbnail(sha256, size) for size in transforms.THUMBNAIL_SIZES],
-                *[keys.job(j) for j in plan.job_ids], *plan.url_keys)
+                *[keys.job(j) for j in plan.job_ids], *plan.url_keys,
+                keys.work_attempts(topology.ANALYZE, sha256),
+                *[keys.work_attempts(topology.RENDER, j) for j in plan.job_ids])
     aliases = [record[kind] for kind in ("md5", "sha224") if record.get(kind)]
     if aliases:
         pipe.delete(*[keys.digest_alias(digest) for digest in aliases])

@@ -31,7 +31,6 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from PIL import Image
-
 from plates import DEFAULT_DATA, SETS, SPLIT_SALTS, load_samples, split_of
 
 from imagescan.analyzers import load_plate_recognizer
@@ -40,6 +39,7 @@ from imagescan.analyzers.plates.ranking import FEATURES, Ranker
 WEIGHTS_FILE = REPO_ROOT / "imagescan" / "analyzers" / "plates" / "ranker_weights.py"
 L2 = 1.0  # ridge penalty on the standardised weights
 CALIBRATION_BINS = 12
+CHOICE_STEPS, CHOICE_RATE = 400, 0.5
 
 
 def collect(data: Path, sets: list[str], cache: Path, part: tuple[int, int], others: list[Path]) -> list[dict]:
@@ -55,8 +55,13 @@ def collect(data: Path, sets: list[str], cache: Path, part: tuple[int, int], oth
         for index, sample in enumerate(load_samples(data / set_name)):
             if (set_name, sample.image.name) in done or index % part[1] != part[0]:
                 continue
-            lines = []
-            engine.observer = lambda quad, texts, rows: lines.append((texts, rows)) if texts else None
+            lines: list = []
+
+            def observe(quad, texts, rows, lines=lines):
+                if texts:
+                    lines.append((texts, rows))
+
+            engine.observer = observe
             with Image.open(sample.image) as opened:
                 engine.recognize(opened.convert("RGB"))
             photos.append({"set": set_name, "name": sample.image.name, "truth": sample.plate, "lines": lines})
@@ -91,6 +96,37 @@ def fit_logistic(rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
         if np.abs(step).max() < 1e-8:
             break
     return mean, scale, weights[:-1], float(weights[-1])
+
+
+def fit_choice(photos: list[dict], mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Conditional logit: weights that make the labelled plate the photo's best candidate.
+
+    Per photo, a softmax over all its candidates (every line); the loss is minus the log
+    of the probability given to the candidates equal to the label (photos whose label is
+    no candidate teach nothing and are left out). Ridge penalty L2; plain gradient descent
+    with momentum (the loss is convex).
+    """
+    groups = []
+    for photo in photos:
+        rows = [r for _, r in photo["lines"]]
+        if not rows:
+            continue
+        labels = np.concatenate([[t == photo["truth"] for t in texts] for texts, _ in photo["lines"]])
+        if labels.any():
+            groups.append(((np.vstack(rows) - mean) / scale, labels))
+    weights = np.zeros(len(mean))
+    velocity = np.zeros_like(weights)
+    for _ in range(CHOICE_STEPS):
+        gradient = L2 * weights
+        for x, labels in groups:
+            logits = x @ weights
+            p = np.exp(logits - logits.max())
+            p /= p.sum()
+            q = p * labels / (p * labels).sum()
+            gradient += x.T @ (p - q)
+        velocity = 0.9 * velocity - CHOICE_RATE * gradient / len(groups)
+        weights += velocity
+    return weights
 
 
 def line_bests(photos: list[dict], ranker: Ranker, calibrated: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -173,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--collect", nargs="*", help="only read these sets' photos into --cache")
     parser.add_argument("--part", default="0/1", help="k/n: collect only every n-th photo from the k-th")
     parser.add_argument("--caches", type=Path, nargs="*", help="train on these caches (default: --cache)")
+    parser.add_argument("--model", choices=("logistic", "choice"), default="logistic")
     parser.add_argument("--out", type=Path, help="write the ranker here as JSON instead of ranker_weights.py")
     args = parser.parse_args(argv)
 
@@ -183,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     tune = [p for p in photos if split_of(p["name"], args.rule) == "tune"]
     holdout = [p for p in photos if split_of(p["name"], args.rule) == "holdout"]
     mean, scale, weights, bias = fit_logistic(*stacked(tune))
+    if args.model == "choice":
+        # Only the ranking of a photo's candidates is learnt; the logistic fit's bias and
+        # the calibration below turn the scores into probabilities.
+        weights = fit_choice(tune, mean, scale)
+        rows, labels = stacked(tune)
+        logits = ((rows - mean) / scale) @ weights
+        bias = float(np.log(labels.mean() / (1 - labels.mean())) - np.median(logits))
     ranker = Ranker(mean, scale, weights, bias, [0.0, 1.0], [0.0, 1.0])
     ranker = Ranker(mean, scale, weights, bias, *isotonic(*line_bests(tune, ranker, calibrated=False)))
     print(f"{args.rule} split: {len(tune)} tune photos, {len(holdout)} held out")

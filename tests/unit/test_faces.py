@@ -149,3 +149,29 @@ def test_face_recognition_quitting_on_import_raises_engine_unavailable(monkeypat
     monkeypatch.setattr(sys, "meta_path", [_QuitOnImport(), *sys.meta_path])
     with pytest.raises(EngineUnavailable):
         load_face_recognizer("dlib")
+
+
+@needs_photos
+def test_a_face_cropped_to_the_frame_is_found_inside_it(recognizer):
+    """Small images get a margin before detection; the box still lies inside the image."""
+    image = photo("openface/carell.jpg")
+    [face] = recognizer.detect(image)
+    box = face.box
+    tight = image.crop((box.x, box.y, box.x + box.w, box.y + box.h)).resize((150, 150))
+    [found] = recognizer.detect(tight)
+    assert 0 <= found.box.x and found.box.x + found.box.w <= 150
+    assert 0 <= found.box.y and found.box.y + found.box.h <= 150
+    assert found.box.w >= 75
+
+
+def test_large_images_are_not_upsampled_for_detection(monkeypatch, recognizer):
+    calls = []
+    monkeypatch.setattr(
+        recognizer._fr, "face_locations", lambda pixels, number_of_times_to_upsample, model: calls.append(
+            (pixels.shape, number_of_times_to_upsample)) or []
+    )
+    recognizer.detect(Image.new("RGB", (1280, 720)))
+    recognizer.detect(Image.new("RGB", (200, 100)))
+    assert calls[0] == ((720, 1280, 3), 0)
+    # the small one: upsampled once, with a margin of a quarter of its long side
+    assert calls[1] == ((200, 300, 3), 1)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imagescan.analyzers.plates import grammar, geometry
+from imagescan.analyzers.plates import geometry, grammar
 from imagescan.analyzers.plates.reading import alternatives, decode, reading_probability, text_of
 
 # Candidates kept per line.

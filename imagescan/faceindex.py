@@ -36,7 +36,7 @@ from imagescan import keys
 
 ENCODING_SIZE = 128
 ENCODING_DTYPE = np.dtype("<f4")
-DEFAULT_TOLERANCE = 0.6
+DEFAULT_TOLERANCE = 0.54  # the strictest at which every shared face set keeps recall >= 0.90 (bench/faces.py)
 _SYNC_CHUNK = 2000  # face ids per Lua call while catching up: ~1 MB reply, Redis busy a few ms
 _INITIAL_CAPACITY = 1024
 

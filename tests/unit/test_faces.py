@@ -10,10 +10,11 @@ import pytest
 from PIL import Image, ImageOps
 
 from imagescan.analyzers import EngineUnavailable, load_face_recognizer
+from imagescan.faceindex import DEFAULT_TOLERANCE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FACES = REPO_ROOT.parent / "shared" / "data" / "faces"
-TOLERANCE = 0.6
+TOLERANCE = DEFAULT_TOLERANCE
 
 needs_photos = pytest.mark.skipif(
     not (FACES / "labels.csv").is_file(), reason="shared face photos are absent"
@@ -112,13 +113,18 @@ def test_boxes_are_inside_the_original_image(recognizer):
 
 @needs_photos
 def test_downscaling_maps_boxes_back_to_original_pixels(recognizer):
-    """A 1920x1080 photo is analysed at 1280 px; its box must match the full-size detection."""
+    """A 1920x1080 photo is analysed at 1280 px; its box must match the full-size detection.
+
+    Neither copy is upsampled, and the HOG detector's boxes step with its pyramid's
+    scales: a tenth of the face's width apart is the same box; a box not mapped back
+    would be a third of the image off.
+    """
     image = photo("face_recognition/examples_obama-1080p.jpg")
     [small] = recognizer.detect(image)
     full_size = load_face_recognizer("dlib", max_side=4096)
     [large] = full_size.detect(image)
-    assert abs(small.box.x - large.box.x) <= 0.05 * large.box.w
-    assert abs(small.box.y - large.box.y) <= 0.05 * large.box.h
+    assert abs(small.box.x - large.box.x) <= 0.1 * large.box.w
+    assert abs(small.box.y - large.box.y) <= 0.1 * large.box.h
     assert abs(small.box.w - large.box.w) <= 0.1 * large.box.w
     assert distance(np.asarray(small.encoding), np.asarray(large.encoding)) < 0.2
 

@@ -58,7 +58,10 @@ class RapidOcrPlateRecognizer:
       det_max_upscale: images smaller than det_max_side are enlarged for the detector
         by at most this factor (1.0: never enlarged).
       max_regions: at most this many plate-shaped text lines are read per image.
-      min_confidence: plates below this are not reported.
+      min_confidence: plates below this are not reported. Low: confidences are
+        calibrated probabilities, and a clear vanity plate (all letters, like the
+        words that are the commonest false plates) is often the only plate in a
+        photo yet scores about 0.1; callers filter on confidence.
       extra_plate_confidence: plates after the best one need at least this.
       max_plates: at most this many plates per image.
       readings: each line is read from this many crops (different margins) and the
@@ -77,7 +80,7 @@ class RapidOcrPlateRecognizer:
         threads: int = 1,
         det_max_side: int = 1280,
         max_regions: int = 12,
-        min_confidence: float = 0.2,
+        min_confidence: float = 0.05,
         extra_plate_confidence: float = 0.75,
         max_plates: int = 4,
         readings: int = 3,

@@ -12,8 +12,10 @@ into the probability that the candidate is the plate. Its weights are in
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -174,6 +176,8 @@ class Ranker:
     """Logistic regression over standardised features, then a calibration table."""
 
     def __init__(self, mean, scale, weights, bias, calibration_in, calibration_out):
+        """`mean`/`scale` standardise the features, `weights`/`bias` the regression on them,
+        and the calibration table (increasing) maps its output to a probability."""
         self.mean = np.asarray(mean, dtype=np.float64)
         self.scale = np.asarray(scale, dtype=np.float64)
         self.weights = np.asarray(weights, dtype=np.float64)
@@ -194,9 +198,6 @@ class Ranker:
     @classmethod
     def load(cls, path) -> Ranker:
         """A ranker saved as JSON by bench/train_plate_ranker.py (--out)."""
-        import json
-        from pathlib import Path
-
         fields = json.loads(Path(path).read_text())
         if tuple(fields.pop("features")) != FEATURES:
             raise ValueError(f"{path} was trained on other features")

@@ -112,7 +112,8 @@ class RapidOcrPlateRecognizer:
         self.ranker = ranker or Ranker.shipped()
         self._detector, self._recognizer = load_models(int(threads), detector)
         self._fold = Folding(list(self._recognizer.postprocess_op.character))
-        # Every line read, with its candidates' features (for training the ranker).
+        # Called with (quad, candidate texts, feature rows) for every line read:
+        # bench/train_plate_ranker.py collects its training data through it.
         self.observer = None
 
     def recognize(self, image: Image.Image) -> list[PlateRead]:

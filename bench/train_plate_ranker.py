@@ -156,7 +156,8 @@ def isotonic(scores: np.ndarray, right: np.ndarray) -> tuple[list[float], list[f
             head[1] += last[1]
             head[2] += last[2]
     xs = [0.0] + [round(b[0], 6) for b in merged] + [1.0]
-    ys = [0.0] + [round(b[1] / b[2], 4) for b in merged] + [merged[-1][1] / merged[-1][2]]
+    ys = [0.0] + [round(b[1] / b[2], 4) for b in merged]
+    ys.append(ys[-1])
     return xs, ys
 
 

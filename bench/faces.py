@@ -6,7 +6,11 @@ duplicates, ``use`` = 0, are the same image to the service and are skipped; grou
 one in-memory EncodingMatrix (the structure FaceIndex keeps per worker), and each photo asks
 what /match would answer: the other photos with a face within the tolerance.
 
-* a returned (photo, other photo) pair is correct when both photos show the same identity;
+Each set (the first folder of the path: face_recognition, openface, lfw, faceapi, azure) is
+scored as its own index, and all of them together in one index (cross-set false matches count).
+
+* a returned (photo, other photo) pair is correct when both photos show the same identity
+  (two labels of one picture saved twice are merged first, see same_picture_identities);
 * precision = correct returned pairs / returned pairs;
 * recall    = correct returned pairs / ordered pairs of distinct photos sharing an identity
   (a photo whose face is not detected misses all its pairs).
@@ -14,7 +18,7 @@ what /match would answer: the other photos with a face within the tolerance.
 Speed: a synthetic matrix of 1e5 and 1e6 encodings; one range query with EncodingMatrix
 versus face_recognition.compare_faces over a Python list of arrays.
 
-    python bench/faces.py [--data DIR] [--tolerance 0.6] [--sizes 100000 1000000]
+    python bench/faces.py [--data DIR] [--tolerance 0.55 0.6] [--sizes 100000 1000000]
                           [--redis-url redis://127.0.0.1:6379/15 --redis-faces 1000000]
 """
 
@@ -38,9 +42,10 @@ if str(REPO_ROOT) not in sys.path:
 from PIL import Image, ImageOps
 
 from imagescan.analyzers import load_face_recognizer
-from imagescan.faceindex import ENCODING_SIZE, EncodingMatrix
+from imagescan.faceindex import DEFAULT_TOLERANCE, ENCODING_SIZE, EncodingMatrix
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "faces"
+SAME_PICTURE = 0.02  # encodings this close come from the same pixels
 
 
 def labelled_photos(data: Path) -> list[tuple[str, str]]:
@@ -49,8 +54,8 @@ def labelled_photos(data: Path) -> list[tuple[str, str]]:
     return [(row[0], row[1]) for row in rows[1:] if row and row[3].strip() == "1"]
 
 
-def encode_photos(data: Path, photos, max_side: int):
-    recognizer = load_face_recognizer("dlib", max_side=max_side)
+def encode_photos(data: Path, photos, max_side: int, options: dict | None = None):
+    recognizer = load_face_recognizer("dlib", max_side=max_side, **(options or {}))
     encodings: dict[str, list[np.ndarray]] = {}
     seconds: list[float] = []
     for path, _identity in photos:
@@ -86,16 +91,37 @@ def group_answers(data: Path, groups: list[str], photos, encodings, tolerance: f
         )
 
 
-def quality(photos, encodings, tolerance: float) -> None:
+def same_picture_identities(photos, encodings) -> list[tuple[str, str]]:
+    """Photos labelled as different people whose single faces are at distance ~0 are the same
+    picture saved twice (the azure set's person-group photos are its family photos again):
+    their labels are merged, and the merges listed."""
+    identity = dict(photos)
+    single = [path for path, _ in photos if len(encodings[path]) == 1]
+    merged = []
+    for a, b in combinations(single, 2):
+        if identity[a] != identity[b] and np.linalg.norm(encodings[a][0] - encodings[b][0]) < SAME_PICTURE:
+            old, new = identity[b], identity[a]
+            identity = {path: new if name == old else name for path, name in identity.items()}
+            merged.append((old, new))
+    photos[:] = [(path, identity[path]) for path, _ in photos]
+    return merged
+
+
+def set_of(path: str) -> str:
+    return path.split("/")[0] if "/" in path else "."
+
+
+def pair_counts(photos, encodings, tolerance: float) -> tuple[int, int, int, list]:
+    """Returned, correct and relevant ordered pairs of /match answers among these photos."""
     identity = dict(photos)
     matrix = EncodingMatrix()
-    for path, faces in encodings.items():
-        if faces:
-            matrix.append(np.stack(faces), [path] * len(faces))
-
+    for path, _ in photos:
+        if encodings[path]:
+            matrix.append(np.stack(encodings[path]), [path] * len(encodings[path]))
     returned = correct = 0
     wrong_pairs = []
-    for path, faces in encodings.items():
+    for path, _ in photos:
+        faces = encodings[path]
         answer = matrix.within(np.stack(faces), tolerance, exclude_owner=path) if faces else {}
         for other, distance in answer.items():
             returned += 1
@@ -104,25 +130,50 @@ def quality(photos, encodings, tolerance: float) -> None:
             else:
                 wrong_pairs.append((path, other, distance))
     relevant = sum(1 for a, b in combinations(identity, 2) if identity[a] == identity[b]) * 2
+    return returned, correct, relevant, wrong_pairs
 
+
+def quality(photos, encodings, tolerance: float) -> None:
+    """Precision and recall per set (each set its own index) and over all sets in one index."""
+    merged = same_picture_identities(photos, encodings)
+    if merged:
+        print("labels merged (the same picture under two names): " + ", ".join(f"{a}={b}" for a, b in merged))
+    sets = sorted({set_of(path) for path, _ in photos})
+    print(f"tolerance {tolerance}")
+    print("set               photos  ids  no face  returned  correct  relevant  precision  recall")
+    all_wrong = []
+    for name in [*sets, "all"]:
+        chosen = [(p, i) for p, i in photos if name in ("all", set_of(p))]
+        returned, correct, relevant, wrong = pair_counts(chosen, encodings, tolerance)
+        missing = sum(1 for p, _ in chosen if not encodings[p])
+        precision = correct / returned if returned else float("nan")
+        recall = correct / relevant if relevant else float("nan")
+        print(
+            f"{name:16s} {len(chosen):7d} {len({i for _, i in chosen}):4d} {missing:8d} {returned:9d} "
+            f"{correct:8d} {relevant:9d}  {precision:9.3f}  {recall:6.3f}"
+        )
+        if name == "all":
+            all_wrong = wrong
+    identity = dict(photos)
     same, different = [], []
     for a, b in combinations([p for p in identity if len(encodings[p]) == 1], 2):
         distance = float(np.linalg.norm(encodings[a][0].astype(np.float64) - encodings[b][0]))
         (same if identity[a] == identity[b] else different).append(distance)
-
-    not_single = {path: len(faces) for path, faces in encodings.items() if len(faces) != 1}
-    print(f"photos: {len(photos)} labelled single-face, {len(set(identity.values()))} identities")
-    print(f"photos without exactly one detected face: {not_single or 'none'}")
-    print(f"tolerance {tolerance}: returned pairs {returned}, correct {correct}, relevant {relevant}")
-    print(f"precision {correct / returned if returned else float('nan'):.4f}")
-    print(f"recall    {correct / relevant if relevant else float('nan'):.4f}")
     if same and different:
         print(
             f"distance same person: median {statistics.median(same):.3f} max {max(same):.3f}; "
             f"different people: median {statistics.median(different):.3f} min {min(different):.3f}"
         )
-    for path, other, distance in sorted(wrong_pairs, key=lambda item: item[2])[:10]:
+    for path, other, distance in sorted(all_wrong, key=lambda item: item[2])[:10]:
         print(f"  wrong: {path} ~ {other} at {distance:.3f}")
+
+
+def parse_options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        options[key] = float(value) if "." in value else int(value)
+    return options
 
 
 def synthetic_encodings(count: int, rng: np.random.Generator) -> np.ndarray:
@@ -225,8 +276,9 @@ def redis_sync(url: str, size: int, tolerance: float) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding labels.csv")
-    parser.add_argument("--tolerance", type=float, default=0.6)
+    parser.add_argument("--tolerance", type=float, nargs="*", default=[DEFAULT_TOLERANCE])
     parser.add_argument("--max-side", type=int, default=1280)
+    parser.add_argument("-o", "--option", action="append", default=[], help="recognizer option key=value")
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--skip-quality", action="store_true")
@@ -241,16 +293,17 @@ def main(argv=None) -> int:
             print(f"no labels.csv in {args.data}", file=sys.stderr)
             return 2
         photos = labelled_photos(args.data)
-        encodings, seconds = encode_photos(args.data, photos, args.max_side)
+        encodings, seconds = encode_photos(args.data, photos, args.max_side, parse_options(args.option))
         print(
             f"detect+encode: median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s per photo (max side {args.max_side})"
         )
-        quality(photos, encodings, args.tolerance)
-        group_answers(args.data, group_photos(args.data), photos, encodings, args.tolerance, args.max_side)
+        for tolerance in args.tolerance:
+            quality(photos, encodings, tolerance)
+        group_answers(args.data, group_photos(args.data), photos, encodings, args.tolerance[0], args.max_side)
     if args.sizes:
-        speed(args.sizes, args.queries, args.tolerance)
+        speed(args.sizes, args.queries, args.tolerance[0])
     if args.redis_url:
-        redis_sync(args.redis_url, args.redis_faces, args.tolerance)
+        redis_sync(args.redis_url, args.redis_faces, args.tolerance[0])
     return 0
 
 

@@ -5,8 +5,12 @@
     taskset -c 0 .venv/bin/python bench/plates.py -o det_max_side=960   # one core
 
 Each set folder holds photos and one `.txt` per photo: `<file>\t<x>\t<y>\t<w>\t<h>\t<PLATE>`.
-The split is fixed: a photo is held out when the first byte of the SHA-1 of its
-file name is below 64 (about a quarter of each set); the rest is the tune split.
+Two split rules, both about a quarter of each set held out: `fixed` (the one the
+engine was tuned and its ranker trained with) holds a photo out when the first byte
+of the SHA-1 of its file name is below 64; `fresh` when the first byte of the SHA-1
+of "fresh:" + the file name is below 64 (a different quarter, to check that what
+was learnt on one tune split carries over; train a ranker on the fresh tune split
+with bench/train_plate_ranker.py --rule fresh and pass it with --ranker).
 
 Columns: n photos; top-1 = the best plate equals the label (normalised); top-1 O=0
 also counts a best plate that differs from the label only by O/0 (the labels are
@@ -32,12 +36,13 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from PIL import Image
 
-from imagescan.analyzers import load_plate_recognizer
+from imagescan.analyzers import load_face_recognizer, load_plate_recognizer
 from imagescan.platetext import normalize_plate
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "plates"
 SETS = ("us", "eu", "br")
 HOLDOUT_BYTE_BELOW = 64
+SPLIT_SALTS = {"fixed": "", "fresh": "fresh:"}
 
 
 @dataclass(frozen=True)
@@ -56,10 +61,12 @@ class Tally:
     box_hits: int = 0
     false_plates: int = 0
     seconds: list[float] = field(default_factory=list)
+    both_seconds: list[float] = field(default_factory=list)  # plates + faces (--with-faces)
 
 
-def split_of(file_name: str) -> str:
-    return "holdout" if hashlib.sha1(file_name.encode()).digest()[0] < HOLDOUT_BYTE_BELOW else "tune"
+def split_of(file_name: str, rule: str = "fixed") -> str:
+    digest = hashlib.sha1((SPLIT_SALTS[rule] + file_name).encode()).digest()
+    return "holdout" if digest[0] < HOLDOUT_BYTE_BELOW else "tune"
 
 
 def load_samples(folder: Path) -> list[Sample]:
@@ -120,6 +127,11 @@ def print_table(title: str, tally: Tally) -> None:
         f"     {tally.false_plates / tally.n:5.2f}      {statistics.median(tally.seconds):6.3f}      "
         f"{statistics.fmean(tally.seconds):6.3f}"
     )
+    if tally.both_seconds:
+        print(
+            f"plates + faces s/img: median {statistics.median(tally.both_seconds):.3f} "
+            f"mean {statistics.fmean(tally.both_seconds):.3f}"
+        )
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -147,23 +159,34 @@ def main(argv: list[str] | None = None) -> int:
         default="all",
         help="all prints tune and holdout tables separately",
     )
+    parser.add_argument("--rule", choices=tuple(SPLIT_SALTS), default="fixed", help="split rule")
+    parser.add_argument("--ranker", type=Path, help="candidate ranker weights (.npz from the training script)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many photos per set and split")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding the set folders")
     parser.add_argument("--engine", default="rapidocr")
     parser.add_argument("-o", "--option", action="append", default=[], help="recognizer option key=value")
+    parser.add_argument(
+        "--with-faces", action="store_true", help="also time face detection (default dlib engine) per photo"
+    )
     parser.add_argument("--dump", type=Path, help="write every result as JSON lines here")
     args = parser.parse_args(argv)
 
     if not args.data.is_dir():
         print(f"no data folder at {args.data}", file=sys.stderr)
         return 2
-    recognizer = load_plate_recognizer(args.engine, **parse_options(args.option))
+    options = parse_options(args.option)
+    if args.ranker:
+        from imagescan.analyzers.plates.ranking import Ranker
+
+        options["ranker"] = Ranker.load(args.ranker)
+    recognizer = load_plate_recognizer(args.engine, **options)
+    faces = load_face_recognizer("dlib") if args.with_faces else None
     splits = ("tune", "holdout") if args.split == "all" else (args.split,)
     dump = args.dump.open("w") if args.dump else None
     for set_name in args.sets:
         samples = load_samples(args.data / set_name)
         for split in splits:
-            chosen = [s for s in samples if split_of(s.image.name) == split]
+            chosen = [s for s in samples if split_of(s.image.name, args.rule) == split]
             if args.limit:
                 chosen = chosen[: args.limit]
             tally = Tally()
@@ -172,10 +195,14 @@ def main(argv: list[str] | None = None) -> int:
                     image = opened.convert("RGB")
                 started = time.perf_counter()
                 reads = recognizer.recognize(image)
-                row = score(sample, reads, time.perf_counter() - started, tally)
+                plate_seconds = time.perf_counter() - started
+                if faces:
+                    faces.detect(image)
+                    tally.both_seconds.append(time.perf_counter() - started)
+                row = score(sample, reads, plate_seconds, tally)
                 if dump:
                     dump.write(json.dumps({"set": set_name, "split": split, **row}) + "\n")
-            print_table(f"{set_name} / {split}", tally)
+            print_table(f"{set_name} / {split} ({args.rule} split)", tally)
     if dump:
         dump.close()
     return 0

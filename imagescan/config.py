@@ -75,7 +75,7 @@ class Settings:
     plate_engine: str = "rapidocr"
     plate_region: str = "auto"
     face_engine: str = "dlib"
-    face_tolerance: float = 0.6
+    face_tolerance: float = 0.54
     face_max_side: int = 1280
     blob_store: str = "redis"
     blob_dir: str = ""
@@ -126,7 +126,7 @@ class Settings:
             plate_engine=_str(env, "PLATE_ENGINE", "rapidocr"),
             plate_region=_str(env, "PLATE_REGION", "auto"),
             face_engine=_str(env, "FACE_ENGINE", "dlib"),
-            face_tolerance=_float(env, "FACE_TOLERANCE", 0.6),
+            face_tolerance=_float(env, "FACE_TOLERANCE", 0.54),
             face_max_side=_int(env, "FACE_MAX_SIDE", 1280, 64),
             blob_store=_str(env, "BLOB_STORE", "redis"),
             blob_dir=_str(env, "BLOB_DIR", ""),

@@ -43,7 +43,7 @@ from imagescan import keys
 log = logging.getLogger("imagescan.faceindex")
 ENCODING_SIZE = 128
 ENCODING_DTYPE = np.dtype("<f4")
-DEFAULT_TOLERANCE = 0.6
+DEFAULT_TOLERANCE = 0.54  # the strictest at which every shared face set keeps recall >= 0.90 (bench/faces.py)
 _SYNC_CHUNK = 2000  # face ids per Lua call while catching up: ~1 MB reply, Redis busy a few ms
 _INITIAL_CAPACITY = 1024
 KEPT_ERASURES = 100_000  # face erasures listed in Redis; a worker further behind reloads all

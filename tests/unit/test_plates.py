@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from imagescan.analyzers import EngineUnavailable, load_plate_recognizer
-from imagescan.analyzers.plates import grammar, rapid
+from imagescan.analyzers.plates import geometry, grammar, models, ranking
 from imagescan.analyzers.plates.reading import BLANK, OTHER, PLATE_CHARS, alternatives, decode, text_of
 from imagescan.platetext import normalize_plate
 
@@ -96,25 +97,25 @@ def test_unknown_detector_is_refused():
 
 
 def test_mobile_detector_without_its_wheel_is_unavailable(monkeypatch):
-    real_find_spec = rapid.importlib.util.find_spec
+    real_find_spec = models.importlib.util.find_spec
     monkeypatch.setattr(
-        rapid.importlib.util,
+        models.importlib.util,
         "find_spec",
-        lambda name, *args: None if name == rapid.MOBILE_DETECTOR_PACKAGE else real_find_spec(name, *args),
+        lambda name, *args: None if name == models.MOBILE_DETECTOR_PACKAGE else real_find_spec(name, *args),
     )
-    with pytest.raises(EngineUnavailable, match=rapid.MOBILE_DETECTOR_PACKAGE):
+    with pytest.raises(EngineUnavailable, match=models.MOBILE_DETECTOR_PACKAGE):
         load_plate_recognizer("rapidocr", detector="mobile")
     # "auto" falls back to rapidocr's own detector instead.
-    assert rapid.detector_model_path("auto") is None
-    assert rapid.detector_model_path("small") is None
+    assert models.detector_model_path("auto") is None
+    assert models.detector_model_path("small") is None
 
 
 @pytest.mark.skipif(
-    rapid.importlib.util.find_spec(rapid.MOBILE_DETECTOR_PACKAGE) is None,
+    models.importlib.util.find_spec(models.MOBILE_DETECTOR_PACKAGE) is None,
     reason="the mobile detector's wheel is not installed",
 )
 def test_auto_takes_the_mobile_detector_when_installed():
-    path = rapid.detector_model_path("auto")
+    path = models.detector_model_path("auto")
     assert path is not None and path.name == "ch_PP-OCRv4_det_infer.onnx" and path.is_file()
 
 
@@ -132,11 +133,11 @@ def test_whole_image_pass_reads_the_same_plate(recognizer):
 def test_text_windows_surround_faint_text_in_image_pixels():
     text_map = np.zeros((360, 640), dtype=np.float32)  # the quick pass saw a 1280x720 image at half size
     text_map[200:206, 300:330] = 0.05  # faint: below the detector's own threshold
-    windows = rapid._text_windows(text_map, (720, 1280, 3))
+    windows = geometry.text_windows(text_map, (720, 1280, 3))
     assert len(windows) == 1
     x, y, w, h = windows[0]
     assert x <= 600 and y <= 400 and x + w >= 660 and y + h >= 412  # the blob, at full size
-    assert w >= rapid.WINDOW_MIN_SIDE and h >= rapid.WINDOW_MIN_SIDE
+    assert w >= geometry.WINDOW_MIN_SIDE and h >= geometry.WINDOW_MIN_SIDE
     assert 0 <= x and 0 <= y and x + w <= 1280 and y + h <= 720
 
 
@@ -150,15 +151,15 @@ def test_overlapping_windows_merge_and_an_empty_map_has_none():
     text_map[100:104, 100:120] = 0.5
     text_map[100:104, 130:150] = 0.5  # next to the first: one window
     text_map[300:304, 550:570] = 0.5  # far away: a second one
-    assert len(rapid._text_windows(text_map, (720, 1280, 3))) == 2
-    assert rapid._text_windows(np.zeros((360, 640), dtype=np.float32), (720, 1280, 3)) == []
+    assert len(geometry.text_windows(text_map, (720, 1280, 3))) == 2
+    assert geometry.text_windows(np.zeros((360, 640), dtype=np.float32), (720, 1280, 3)) == []
 
 
 def test_text_everywhere_means_scanning_the_whole_image():
     text_map = np.zeros((360, 640), dtype=np.float32)
     text_map[::40, ::40] = 0.5  # scattered text all over the picture
-    assert rapid._text_windows(text_map, (720, 1280, 3)) is None
-    assert rapid._text_windows(None, (720, 1280, 3)) is None
+    assert geometry.text_windows(text_map, (720, 1280, 3)) is None
+    assert geometry.text_windows(None, (720, 1280, 3)) is None
 
 
 # -- OpenALPR: optional, cleanly unavailable -------------------------------------------------
@@ -219,14 +220,84 @@ def test_region_hint_limits_the_templates():
     assert grammar.grammar_readings("AB123CD", "br") == []
 
 
-@pytest.mark.parametrize("text", ["20140617", "2O140617", "12345678", "AB", "ABCDEFGHIJ", "ABC-123"])
+@pytest.mark.parametrize("text", ["20140617", "2O140617", "12345678", "A", "ABCDEFGHIJ", "ABC-123"])
 def test_dates_long_numbers_and_wrong_lengths_are_not_plate_shaped(text):
     assert not grammar.is_plate_shaped(text)
 
 
-@pytest.mark.parametrize("text", ["789SJL", "FZRULZ", "RK099AN", "1234567"])
+@pytest.mark.parametrize("text", ["789SJL", "FZRULZ", "RK099AN", "1234567", "CZTHEDA", "AB", "77"])
 def test_plates_are_plate_shaped(text):
     assert grammar.is_plate_shaped(text)
+
+
+def test_vanity_lengths_follow_the_region():
+    assert grammar.is_plate_shaped("GO", "us") and grammar.is_plate_shaped("BIMMIAN", "eu")
+    # Brazil issues only seven-character plates.
+    assert not grammar.is_plate_shaped("GOBLUE", "br") and grammar.is_plate_shaped("ABC1D23", "br")
+
+
+# -- vanity plates: all letters, all digits ---------------------------------------------------
+
+
+def rendered_plate(text: str) -> Image.Image:
+    """A light plate with dark text on a darker car, drawn with Pillow's own font."""
+    image = Image.new("RGB", (640, 400), (70, 80, 95))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((190, 150, 450, 280), fill=(245, 245, 240), outline=(30, 30, 30), width=4)
+    draw.text((320, 218), text, fill=(20, 30, 90), font=ImageFont.load_default(size=64), anchor="mm")
+    return image
+
+
+@pytest.mark.parametrize("text", ["CZTHEDA", "GOBLUE", "HELLO", "AB12"])
+def test_generated_vanity_plates_are_read(recognizer, text):
+    reads = recognizer.recognize(rendered_plate(text))
+    assert reads and reads[0].plate == text
+    box = reads[0].box
+    assert 190 <= box.x + box.w / 2 <= 450 and 150 <= box.y + box.h / 2 <= 280
+
+
+@needs_photos
+@pytest.mark.parametrize("photo", ["us/car8.jpg", "eu/eu2.jpg"])  # FZRULZ, GWAGEN
+def test_real_vanity_plates_are_read(recognizer, photo):
+    image, _, plate = labelled(photo)
+    assert plate.isalpha()
+    assert recognizer.recognize(image)[0].plate == plate
+
+
+# -- the learned candidate ranker ------------------------------------------------------------
+
+
+def test_shipped_ranker_matches_the_features_and_round_trips(tmp_path):
+    ranker = ranking.Ranker.shipped()
+    path = tmp_path / "ranker.json"
+    path.write_text(json.dumps(ranker.to_dict()))
+    again = ranking.Ranker.load(path)
+    rows = np.random.default_rng(0).normal(size=(5, len(ranking.FEATURES)))
+    assert np.allclose(again.confidence(rows), ranker.confidence(rows))
+    assert ((ranker.confidence(rows) >= 0) & (ranker.confidence(rows) <= 1)).all()
+
+
+def test_a_ranker_for_other_features_is_refused(tmp_path):
+    fields = ranking.Ranker.shipped().to_dict()
+    fields["features"] = fields["features"][:-1]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(fields))
+    with pytest.raises(ValueError, match="features"):
+        ranking.Ranker.load(path)
+
+
+def test_calibrated_confidence_grows_with_the_model_score():
+    ranker = ranking.Ranker.shipped()
+    raw = np.linspace(0, 1, 50)
+    calibrated = np.interp(raw, ranker.calibration_in, ranker.calibration_out)
+    assert (np.diff(calibrated) >= 0).all()
+
+
+def test_text_features_see_lone_letters_and_rare_letters():
+    features = dict(zip(ranking.TEXT_FEATURES, ranking.text_features("1O49338")))
+    assert features["lone_letters"] == 1 and features["rare_letters"] == 1 and not features["digits_only"]
+    features = dict(zip(ranking.TEXT_FEATURES, ranking.text_features("GO")))
+    assert features["short"] and features["letters_only"]
 
 
 # -- CTC reading on the plate alphabet ------------------------------------------------------

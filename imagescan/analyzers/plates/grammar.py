@@ -39,7 +39,13 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "br": ("LLLDDDD", "LLLDLDD"),
 }
 REGIONS = ("auto", *TEMPLATES)
-MIN_LENGTH, MAX_LENGTH = 4, 8
+# Lengths a region issues. US states and EU countries issue vanity (personalised)
+# plates of any letters and digits, down to two characters; Brazil does not.
+LENGTHS: dict[str, tuple[int, int]] = {"us": (2, 8), "eu": (2, 8), "br": (7, 7)}
+MIN_LENGTH = min(low for low, _ in LENGTHS.values())
+MAX_LENGTH = max(high for _, high in LENGTHS.values())
+# All-digit readings longer than this are phone numbers, serial numbers, dates.
+MAX_DIGITS_ONLY = 7
 
 
 def fits(text: str, template: str) -> bool:
@@ -116,11 +122,13 @@ def grammar_readings(text: str, region: str = "auto") -> list[GrammarMatch]:
 _DATE = re.compile(r"^(19|20)\d\d[01]\d[0-3]")
 
 
-def is_plate_shaped(text: str) -> bool:
-    """Length of a plate, ASCII letters and digits only, and not a date or a long number."""
-    if not (MIN_LENGTH <= len(text) <= MAX_LENGTH) or not (text.isascii() and text.isalnum()):
+def is_plate_shaped(text: str, region: str = "auto") -> bool:
+    """A length the region issues, ASCII letters and digits only (all letters and
+    all digits included: vanity plates), and not a date or a long number."""
+    low, high = (MIN_LENGTH, MAX_LENGTH) if region == "auto" else LENGTHS[region]
+    if not (low <= len(text) <= high) or not (text.isascii() and text.isalnum()):
         return False
-    if text.isdigit() and len(text) > 7:
+    if text.isdigit() and len(text) > MAX_DIGITS_ONLY:
         return False
     return not looks_like_date(text)
 

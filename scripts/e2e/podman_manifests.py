@@ -88,9 +88,10 @@ def expand_references(container: dict, configmaps: dict[str, dict]) -> None:
                                 for arg in container[field]]
 
 
-def point_url_at(url: str, host_port: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme or "http", host_port, parts.path, parts.query, parts.fragment))
+def point_url_at(url: str, server: str) -> str:
+    """url with the scheme and host:port of server (the path, e.g. a bucket, is kept)."""
+    parts, target = urlsplit(url), urlsplit(server)
+    return urlunsplit((target.scheme, target.netloc, parts.path, parts.query, parts.fragment))
 
 
 def settings_for_loopback(data: dict, ports: dict, s3_url: str | None) -> dict:
@@ -103,7 +104,7 @@ def settings_for_loopback(data: dict, ports: dict, s3_url: str | None) -> dict:
         if not endpoint_keys:
             raise SystemExit("BLOB_STORE=s3 but the settings name no S3 endpoint (…ENDPOINT…)")
         for key in endpoint_keys:
-            data[key] = point_url_at(data[key], urlsplit(s3_url).netloc) if data[key] else s3_url
+            data[key] = point_url_at(data[key], s3_url) if data[key] else s3_url
     return data
 
 

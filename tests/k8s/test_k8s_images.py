@@ -94,6 +94,46 @@ def test_lock_exclusion_really_drops_those_lines(service):
     assert excluded <= lock, "every excluded name is spelt as in the lock"
 
 
+# The Pythons the images may run: the python:3.11 slim image's, and Debian bookworm's (3.11.2,
+# the base `make e2e` builds on). redis needs async-timeout below 3.11.3, for one.
+IMAGE_PYTHONS = ("3.11.2", "3.11.14")
+
+
+def locked_requirements() -> list:
+    from packaging.requirements import Requirement
+
+    lines = (REPO_ROOT / "requirements.lock").read_text().splitlines()
+    return [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+
+
+@pytest.mark.parametrize("python", IMAGE_PYTHONS)
+def test_lock_holds_every_dependency_of_what_it_installs(python):
+    """The images install the lock with --no-deps: a dependency missing from it is missing in
+    the image (found only when the image is built, or when it runs)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    environment = {"python_version": "3.11", "python_full_version": python, "extra": ""}
+    installed = {
+        canonicalize_name(req.name)
+        for req in locked_requirements()
+        if req.marker is None or req.marker.evaluate(environment)
+    }
+    missing = set()
+    for name in installed:
+        try:
+            requires = distribution(name).requires or []
+        except PackageNotFoundError:  # locked for another Python than the one running the tests
+            continue
+        for dependency in map(Requirement, requires):
+            if dependency.marker is None or dependency.marker.evaluate(environment):
+                if canonicalize_name(dependency.name) not in installed:
+                    missing.add(f"{dependency} (needed by {name})")
+    assert not missing, f"requirements.lock lacks, for Python {python}: {sorted(missing)}"
+
+
 def test_worker_image_bakes_in_the_models():
     text = dockerfile("worker")
     assert "pip install --no-deps face_recognition==1.3.0" in text

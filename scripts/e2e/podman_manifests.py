@@ -16,10 +16,13 @@ resources, security context) stays as rendered, except for:
   kubelet does (podman 4.3 passes them on literally: Redis's --requirepass);
 - Secrets: podman 4.3 cannot play a Secret, so the Secret's values (generated for this run)
   are supplied as a ConfigMap of the same name and the secretKeyRefs read that ConfigMap;
+- ports: each service listens on a port of its own, and the containers' port lists go
+  (nothing is published on the host network);
 - Services, NetworkPolicies, PodDisruptionBudgets and the Namespace are dropped (podman does
   not implement them; host networking replaces the Services).
 
-It writes OUTDIR/config.yaml (the ConfigMaps) and one OUTDIR/<workload>.yaml per workload.
+It writes one OUTDIR/configmap-<name>.yaml per ConfigMap (`kube play --configmap` reads one
+ConfigMap per file) and one OUTDIR/<workload>.yaml per workload.
 """
 
 from __future__ import annotations
@@ -129,8 +132,14 @@ def set_env(container: dict, name: str, value: str) -> None:
 
 
 def set_container_port(container: dict, port: int) -> None:
-    for entry in container.get("ports", []):
-        entry["containerPort"] = port
+    """On the host network a port is not published: podman 4.3 refuses any port list there
+    ("PortMappings can only be used with Bridge or slirp4netns networking"). Probes that name
+    the port get its number."""
+    names = {entry.get("name") for entry in container.pop("ports", [])}
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        action = container.get(probe, {}).get("httpGet") or container.get(probe, {}).get("tcpSocket")
+        if action and (action.get("port") in names or isinstance(action.get("port"), int)):
+            action["port"] = port
 
 
 def move_redis(container: dict, ports: dict) -> None:
@@ -197,11 +206,19 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     docs = [d for d in yaml.safe_load_all(args.rendered.read_text()) if d]
     files = convert(docs, json.loads(args.ports.read_text()), read_env(args.secrets), args.s3_url)
-    args.outdir.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        (args.outdir / f"{name}.yaml").write_text(yaml.safe_dump_all(content, sort_keys=False))
-    print(" ".join(sorted(n for n in files if n != "config")))
+    print(" ".join(write(files, args.outdir)))
     return 0
+
+
+def write(files: dict[str, list[dict]], outdir: Path) -> list[str]:
+    """The files kube play reads; returns the workload names."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    for configmap in files["config"]:
+        (outdir / f"configmap-{configmap['metadata']['name']}.yaml").write_text(yaml.safe_dump(configmap))
+    workloads = sorted(name for name in files if name != "config")
+    for name in workloads:
+        (outdir / f"{name}.yaml").write_text(yaml.safe_dump_all(files[name], sort_keys=False))
+    return workloads
 
 
 def rendered_setting(rendered: Path, key: str) -> str:

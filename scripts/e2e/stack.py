@@ -103,12 +103,16 @@ class Stack:
     def __init__(self, outdir: Path):
         self.outdir = outdir
         self.pods: dict[str, str] = {}
+        self.played: list[str] = []
         self.volumes_before = set(podman("volume", "ls", "-q").split())
+        self.pause_images_before = pause_images()
 
     def play(self, workload: str) -> float:
+        self.played.append(workload)
         started = time.monotonic()
-        output = podman("kube", "play", "--network", "host",
-                        "--configmap", str(self.outdir / "config.yaml"), str(self.outdir / f"{workload}.yaml"))
+        configmaps = ",".join(str(p) for p in sorted(self.outdir.glob("configmap-*.yaml")))
+        output = podman("kube", "play", "--network", "host", "--configmap", configmaps,
+                        str(self.outdir / f"{workload}.yaml"))
         lines = output.split()
         self.pods[workload] = lines[lines.index("Pod:") + 1]
         return started
@@ -125,10 +129,17 @@ class Stack:
         return result.stdout + result.stderr
 
     def teardown(self) -> None:
-        for workload, pod in reversed(list(self.pods.items())):
-            podman("pod", "rm", "--force", "--time", "10", pod, check=False)
+        for workload in reversed(self.played):  # podman names a Deployment's pod <name>-pod-0
+            podman("pod", "rm", "--force", "--time", "10", self.pods.get(workload, f"{workload}-pod-0"), check=False)
         for volume in set(podman("volume", "ls", "-q").split()) - self.volumes_before:
             podman("volume", "rm", "--force", volume, check=False)
+        # The pod infra image podman builds for itself on first use.
+        for image in pause_images() - self.pause_images_before:
+            podman("rmi", image, check=False)
+
+
+def pause_images() -> set[str]:
+    return set(podman("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=*/podman-pause").split())
 
 
 def untag_images() -> None:
@@ -164,9 +175,7 @@ def run(workdir: Path) -> dict:
     docs = [d for d in yaml.safe_load_all(rendered.read_text()) if d]
     s3_url = f"http://127.0.0.1:{ports['s3']}" if s3 else None
     outdir = workdir / "podman"
-    outdir.mkdir()
-    for name, content in podman_manifests.convert(docs, ports, values, s3_url).items():
-        (outdir / f"{name}.yaml").write_text(yaml.safe_dump_all(content, sort_keys=False))
+    podman_manifests.write(podman_manifests.convert(docs, ports, values, s3_url), outdir)
     stack = Stack(outdir)
     try:
         figures.update(drive.run_stack(stack, ports, values, s3_url, blob_store))

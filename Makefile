@@ -59,7 +59,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 lint: venv
-	$(VENV)/bin/ruff check imagescan rest worker logs tests bench
+	$(VENV)/bin/ruff check imagescan rest worker logs tests bench scripts
 
 bench: venv
 	$(PY) bench/plates.py

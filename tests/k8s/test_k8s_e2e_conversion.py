@@ -10,7 +10,7 @@ import pytest
 from k8s_support import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "scripts" / "e2e"))
-import podman_manifests  # noqa: E402
+import podman_manifests
 
 PORTS = {"rest": 15000, "redis": 16379, "rabbitmq": 15672, "rabbitmq_dist": 15673, "epmd": 15674}
 WORKLOADS = {"redis", "rabbitmq", "rest", "worker", "logs"}

@@ -129,9 +129,9 @@ def test_lock_holds_every_dependency_of_what_it_installs(python):
         except PackageNotFoundError:  # locked for another Python than the one running the tests
             continue
         for dependency in map(Requirement, requires):
-            if dependency.marker is None or dependency.marker.evaluate(environment):
-                if canonicalize_name(dependency.name) not in installed:
-                    missing.add(f"{dependency} (needed by {name})")
+            needed = dependency.marker is None or dependency.marker.evaluate(environment)
+            if needed and canonicalize_name(dependency.name) not in installed:
+                missing.add(f"{dependency} (needed by {name})")
     assert not missing, f"requirements.lock lacks, for Python {python}: {sorted(missing)}"
 
 

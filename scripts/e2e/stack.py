@@ -97,6 +97,19 @@ def start_s3(port: int) -> subprocess.Popen:
     return process
 
 
+def create_bucket(url: str, rendered: Path, values: dict) -> None:
+    """The bucket the settings name. An operator creates it once (k8s/README.md, "Object
+    storage"); here the S3 server is new for each run, so the run creates it."""
+    import boto3
+
+    region = podman_manifests.rendered_setting(rendered, "S3_REGION") or "us-east-1"
+    client = boto3.client("s3", endpoint_url=url, region_name=region,
+                          aws_access_key_id=values.get("AWS_ACCESS_KEY_ID", "e2e"),
+                          aws_secret_access_key=values.get("AWS_SECRET_ACCESS_KEY", "e2e"))
+    where = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    client.create_bucket(Bucket=podman_manifests.rendered_setting(rendered, "S3_BUCKET"), **where)
+
+
 class Stack:
     """The pods of one run; torn down (pods, their volumes, the image tags) in any case."""
 
@@ -175,6 +188,8 @@ def run(workdir: Path) -> dict:
     values = secret_values(rendered, ports)
     docs = [d for d in yaml.safe_load_all(rendered.read_text()) if d]
     s3_url = f"http://127.0.0.1:{ports['s3']}" if s3 else None
+    if s3_url:
+        create_bucket(s3_url, rendered, values)
     outdir = workdir / "podman"
     podman_manifests.write(podman_manifests.convert(docs, ports, values, s3_url), outdir)
     stack = Stack(outdir)

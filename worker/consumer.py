@@ -102,7 +102,7 @@ class Consumer:
             last_touch, bulk_empty = 0.0, False
             while not self.should_stop() and not (self._busy is None and self.recycle_due()):
                 connection.process_data_events(time_limit=BULK_POLL_SECONDS if bulk_empty else 0)
-                if self._busy is None and self._waiting:
+                if self._busy is None and self._waiting and not self.recycle_due():
                     self._start(*self._waiting.pop(0))
                 elif self._busy is None and self._interactive_ready(channel):
                     # The broker is about to push it (our prefetch has room): wait for it.
@@ -142,7 +142,10 @@ class Consumer:
         return True
 
     def _on_work(self, connection, channel, method, properties, body) -> None:
-        if self._busy is not None:  # a bulk message (not counted by the prefetch) is in hand
+        # Kept for later while a bulk message (not counted by the prefetch) or the previous
+        # analysis (its ack just sent) is in hand, and not started by a process about to be
+        # recycled: left unacknowledged, the broker hands it to another worker.
+        if self._busy is not None or self.recycle_due():
             self._waiting.append((connection, channel, method, properties, body))
             return
         self._start(connection, channel, method, properties, body)

@@ -3,6 +3,7 @@ the Compose file runs the same images; every YAML file passes yamllint."""
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 
@@ -153,6 +154,18 @@ def test_dockerfile_builds_with_podman_too(service):
     for flag in re.findall(r"(?m)^RUN\s+(--[\w-]+)", text):
         assert flag == "--mount", f"RUN {flag} fails under podman build"
     assert not re.search(r"(?m)^(RUN|COPY)\s.*<<", text), "heredocs fail under podman build"
+
+
+def test_the_model_check_names_only_what_the_code_has():
+    """The worker image's build runs this check: a module or function renamed in the code
+    without the Dockerfile following fails the build, so it fails here first."""
+    text = final_stage(dockerfile("worker"))
+    names = re.findall(r"from ([\w.]+) import ([\w, ]+)", re.search(r"(?m)^RUN python -c \"import socket; .+\"$", text).group(0))
+    assert names, "the check imports the model loaders it proves"
+    for module, imported in names:
+        loaded = importlib.import_module(module)
+        for name in imported.split(","):
+            assert hasattr(loaded, name.strip()), f"{module} has no {name.strip()}"
 
 
 def test_the_network_cut_really_stops_a_download():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import queue
 
-from .broker import Publisher
+from .broker import BrokerUnavailable, Publisher
 from .config import Settings
 
 
@@ -22,6 +22,9 @@ class PublisherPool:
 
     def __init__(self, settings: Settings, size: int):
         self._all = [Publisher(settings) for _ in range(max(1, size))]
+        # As for one publisher's lock: an upload waits a bounded time for a free connection
+        # (during a broker stall every one may be held), then gets its 503.
+        self._wait = settings.network_timeout
         # Last in, first out: under light load the same one or two connections do all the
         # work (the others are never opened); under load every one is in use.
         self._idle: queue.LifoQueue[Publisher] = queue.LifoQueue()
@@ -29,11 +32,19 @@ class PublisherPool:
             self._idle.put(publisher)
 
     def publish(self, kind: str, request_id: str = "", **options) -> None:
-        publisher = self._idle.get()
+        try:
+            publisher = self._idle.get(timeout=self._wait)
+        except queue.Empty:
+            raise BrokerUnavailable(f"every broker connection stayed busy for {self._wait:.0f}s") from None
         try:
             publisher.publish(kind, request_id, **options)
         finally:
             self._idle.put(publisher)
+
+    @property
+    def first(self) -> Publisher:
+        """The publisher that serves uploads one at a time (last in, first out)."""
+        return self._all[0]
 
     def ping(self) -> bool:
         return self._all[0].ping()

@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 
-from imagescan import metrics, topology
+from imagescan import config, metrics, topology
 from imagescan.broker import BROKER_ERRORS, connect
 from imagescan.config import Settings
 
@@ -39,7 +39,7 @@ def listen(settings: Settings) -> None:
 
 
 def main() -> int:
-    settings = Settings.from_env()
+    settings = config.load("logs")
     logging.basicConfig(level=logging.WARNING)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if settings.metrics_port:  # one process: its own registry is the whole story

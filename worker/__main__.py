@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from imagescan import metrics
+from imagescan import config, metrics
 from imagescan.config import Settings
 from imagescan.logbus import configure_logging
 
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     mode.add_argument("--retry", metavar="DIGEST",
                       help="analyse a failed image again (MAX_ATTEMPTS fresh attempts)")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    settings = config.load("worker")
     if args.check:
         return check(settings)
     if args.retry:

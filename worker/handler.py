@@ -18,8 +18,9 @@ import logging
 import time
 
 import redis
+from tenacity import RetryError
 
-from imagescan import imaging, keys, topology
+from imagescan import backoff, imaging, keys, topology
 
 from . import jobs
 from .metrics import IMAGES, counts_attempts, counts_dead_letters
@@ -28,6 +29,7 @@ from .services import WorkerServices
 
 log = logging.getLogger("imagescan.worker")
 ATTEMPTS_KEPT_SECONDS = 30 * 86400
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
 
 class Stopping(Exception):
@@ -36,16 +38,16 @@ class Stopping(Exception):
 
 def with_redis(operation, should_stop, *, what: str):
     """Run a Redis operation, retrying with back-off while Redis is unreachable."""
-    delay = 0.2
-    while True:
-        try:
-            return operation()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            if should_stop():
-                raise Stopping(what) from exc
-            log.warning("redis unavailable during %s, retrying in %.1fs: %r", what, delay, exc)
-            time.sleep(delay)
-            delay = min(delay * 2, 5)
+
+    def log_retry(state):
+        log.warning("redis unavailable during %s, retrying in %.1fs: %r", what, state.upcoming_sleep,
+                    state.outcome.exception())
+
+    retrying = backoff.policy(REDIS_DOWN, first=0.2, most=5, stop=should_stop, before_sleep=log_retry)
+    try:
+        return retrying(operation)
+    except RetryError as exc:
+        raise Stopping(what) from exc.last_attempt.exception()
 
 
 def count_attempt(services: WorkerServices, kind: str, subject: str) -> int:

@@ -22,7 +22,7 @@ from tenacity import RetryError
 
 from imagescan import backoff, imaging, keys, topology
 
-from . import jobs
+from . import job_outputs
 from .metrics import IMAGES, counts_attempts, counts_dead_letters
 from .pipeline import OriginalMissing, analyze
 from .services import WorkerServices
@@ -70,7 +70,7 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
         if attempts_used_up(services, topology.RENDER, str(message.get("job_id", "")), should_stop):
             with_redis(lambda: handle_dead(services, message), should_stop, what="set aside")
         else:
-            with_redis(lambda: jobs.handle_render(services, message), should_stop, what="render")
+            with_redis(lambda: job_outputs.handle_render(services, message), should_stop, what="render")
         return
     sha256 = message["sha256"]
     context = {"request_id": message.get("request_id", ""), "sha256": sha256}
@@ -82,7 +82,7 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
     if previous == "done":
         log.debug("already analysed %s", sha256, extra=context)
         IMAGES.labels("already_done").inc()
-        with_redis(lambda: jobs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
+        with_redis(lambda: job_outputs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
         return
     if attempts_used_up(services, topology.ANALYZE, sha256, should_stop):
         with_redis(lambda: handle_dead(services, message), should_stop, what="set aside")
@@ -96,7 +96,7 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
         with_redis(lambda: services.store.mark_failed(sha256, reason), should_stop, what="status")
         log.info("image %s failed: %s", sha256, reason, extra={**context, "outcome": "failed"})
         IMAGES.labels("failed").inc()
-        with_redis(lambda: jobs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
+        with_redis(lambda: job_outputs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
         return
     results = outcome["results"]
     results["faces"] = with_redis(
@@ -124,7 +124,7 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
                "plates": [p["plate"] for p in results["plates"]],
                "seconds": round(time.monotonic() - started, 3)},
     )
-    with_redis(lambda: jobs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
+    with_redis(lambda: job_outputs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
 
 
 def index_faces(services: WorkerServices, sha256: str, faces) -> list[dict]:
@@ -145,6 +145,6 @@ def handle_dead(services: WorkerServices, message: dict) -> None:
         services.store.mark_failed(message["sha256"], reason)
         log.info("dead-lettered image %s", message["sha256"], extra={"sha256": message["sha256"], "outcome": "failed"})
         IMAGES.labels("dead_letter").inc()
-        jobs.render_jobs_for_image(services, message["sha256"])
+        job_outputs.render_jobs_for_image(services, message["sha256"])
     elif message.get("kind") == topology.RENDER:
-        jobs.fail_job(services, message.get("job_id", ""), f"rendering crashed on each of {attempts} attempts")
+        job_outputs.fail_job(services, message.get("job_id", ""), f"rendering crashed on each of {attempts} attempts")

@@ -162,12 +162,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .config import Settings
+    from . import config
     from .logbus import configure_logging
     from .store import connect_redis
 
     args = _parser().parse_args(argv)
-    settings = Settings.from_env()
+    settings = config.load("python -m imagescan.apikeys")
     configure_logging(settings.replace(log_level="WARNING"), "rest", to_broker=False)
     audit_log.setLevel(logging.INFO)  # key actions go to the logs exchange, other chatter does not
     audit_log.addHandler(_PublishAtOnce(settings))

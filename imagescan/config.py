@@ -1,168 +1,168 @@
 """Settings from environment variables. The only module that reads the environment.
 
-The README's configuration table lists every variable read here.
+Each setting is declared once, in `SETTINGS`: its field, its variable, its type, its default,
+its smallest value and what it means. The `Settings` dataclass and `Settings.from_env` are
+both built from that table, so adding a setting is one line there (and one in the README's
+configuration table, which a test checks).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import field, fields, make_dataclass
+from typing import Any, NamedTuple
 
 
 class ConfigError(ValueError):
     """A setting has a value the service cannot run with."""
 
 
-def _int(env, name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
+class Setting(NamedTuple):
+    name: str  # the Settings field
+    env: str  # the environment variable
+    type: type  # int, float, bool, str or tuple (a comma-separated list)
+    default: Any  # a value, or a function called for it (e.g. the host's name)
+    minimum: float | None = None  # smallest number accepted (None: no bound)
+    help: str = ""
+    choices: tuple[str, ...] = ()  # the accepted words (compared after normalise)
+    normalise: Callable[[str], str] | None = None  # applied to a text value before it is checked
+    secret: bool = False  # kept out of repr()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("port", "PORT", int, 5000, 1, "REST listening port"),
+    Setting("redis_host", "REDIS_HOST", str, "localhost"),
+    Setting("redis_port", "REDIS_PORT", int, 6379, 1),
+    Setting("redis_db", "REDIS_DB", int, 0, 0),
+    Setting("redis_password", "REDIS_PASSWORD", str, "", secret=True),
+    Setting("rabbitmq_host", "RABBITMQ_HOST", str, "localhost"),
+    Setting("rabbitmq_port", "RABBITMQ_PORT", int, 5672, 1),
+    Setting("rabbitmq_user", "RABBITMQ_USER", str, "guest"),
+    Setting("rabbitmq_password", "RABBITMQ_PASSWORD", str, "guest", secret=True),
+    Setting("rabbitmq_vhost", "RABBITMQ_VHOST", str, "/"),
+    Setting("max_upload_mb", "MAX_UPLOAD_MB", int, 100, 1, "largest request body (and fetched URL)"),
+    Setting("max_image_pixels", "MAX_IMAGE_PIXELS", int, 100_000_000, 1, "largest image we decode"),
+    Setting("max_attempts", "MAX_ATTEMPTS", int, 3, 1, "deliveries before a message is dead-lettered"),
+    Setting("plate_engine", "PLATE_ENGINE", str, "rapidocr"),
+    Setting("plate_region", "PLATE_REGION", str, "auto"),
+    Setting("face_engine", "FACE_ENGINE", str, "dlib"),
+    Setting("face_tolerance", "FACE_TOLERANCE", float, 0.54, help="largest distance of the same face"),
+    Setting("face_max_side", "FACE_MAX_SIDE", int, 1280, 64, "faces are found on a copy this long"),
+    Setting("blob_store", "BLOB_STORE", str, "redis", choices=("dir", "s3", "redis")),
+    Setting("blob_dir", "BLOB_DIR", str, ""),
+    Setting("s3_bucket", "S3_BUCKET", str, ""),
+    Setting("s3_prefix", "S3_PREFIX", str, "", help="key prefix of every object"),
+    Setting("s3_endpoint_url", "S3_ENDPOINT_URL", str, "", help="empty: AWS itself; else an S3-compatible store"),
+    Setting("s3_region", "S3_REGION", str, ""),
+    Setting("api_keys", "API_KEY", tuple, (), help="comma-separated keys", secret=True),
+    Setting("allow_private_urls", "ALLOW_PRIVATE_URLS", bool, False),
+    Setting("url_fetch_timeout", "URL_FETCH_TIMEOUT", float, 10.0),
+    Setting("url_fetch_concurrency", "URL_FETCH_CONCURRENCY", int, 4, 1,
+            "/scan/url fetches at once per REST process; more get 503"),
+    Setting("log_level", "LOG_LEVEL", str, "INFO", normalise=str.upper),
+    Setting("hostname", "HOSTNAME", str, socket.gethostname, help="first word of the log routing keys"),
+    Setting("worker_health_file", "WORKER_HEALTH_FILE", str, "/tmp/imagescan-worker.alive"),
+    Setting("worker_max_images", "WORKER_MAX_IMAGES", int, 0, 0,
+            "recycle the worker process after this many images (0: never)"),
+    Setting("worker_max_rss_mb", "WORKER_MAX_RSS_MB", int, 0, 0,
+            "recycle the worker process above this resident size (0: never)"),
+    Setting("network_timeout", "NETWORK_TIMEOUT", float, 5.0, help="seconds to connect to Redis and RabbitMQ"),
+    Setting("proxy_hops", "PROXY_HOPS", int, 0, 0, "trusted proxies in front of the REST"),
+    Setting("metrics_port", "METRICS_PORT", int, 0, 0, "worker and logs serve /metrics here (0: not served)"),
+    Setting("metrics_dir", "METRICS_DIR", str, "", help="multiprocess metric files (empty: a temporary one)"),
+    Setting("auth", "AUTH", str, "seed", choices=("seed", "keys"), normalise=str.lower,
+            help="seed: only the image-service routes take API_KEY; keys: scoped keys everywhere"),
+    Setting("retention_days", "RETENTION_DAYS", int, 0, 0, "erase images older than this (0: never)"),
+    Setting("retention_interval", "RETENTION_INTERVAL", float, 600.0, help="seconds between retention passes"),
+    Setting("rest_decode_slots", "REST_DECODE_SLOTS", int, 2, 1, "large uploads decoded at once per process"),
+    Setting("rest_publishers", "REST_PUBLISHERS", int, 4, 1, "RabbitMQ publisher connections per process"),
+    Setting("gunicorn_workers", "GUNICORN_WORKERS", int, 2, 1, "REST processes"),
+    Setting("gunicorn_threads", "GUNICORN_THREADS", int, 8, 1, "threads per REST process"),
+)
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _number(setting: Setting, raw: str, kind: type):
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        article = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{setting.env} must be {article}, got {raw!r}") from None
+    if setting.minimum is not None and value < setting.minimum:
+        raise ConfigError(f"{setting.env} must be at least {setting.minimum}, got {value}")
     return value
 
 
-def _float(env, name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-
-
-def _bool(env, name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
+def _boolean(setting: Setting, raw: str) -> bool:
+    if raw.lower() in _TRUE:
         return True
-    if raw.lower() in ("0", "false", "no", "off"):
+    if raw.lower() in _FALSE:
         return False
-    raise ConfigError(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
+    raise ConfigError(f"{setting.env} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
 
 
-def _str(env, name: str, default: str) -> str:
-    raw = env.get(name)
-    return default if raw in (None, "") else raw
+def _text(setting: Setting, raw: str) -> str:
+    value = setting.normalise(raw) if setting.normalise else raw
+    if setting.choices and value not in setting.choices:
+        words = " or ".join(repr(choice) for choice in setting.choices)
+        raise ConfigError(f"{setting.env} must be {words}, got {raw!r}")
+    return value
 
 
-def _list(env, name: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+def _parse(setting: Setting, raw: str):
+    """The value of one variable set to `raw` (not empty), or a ConfigError naming it."""
+    if setting.type in (int, float):
+        return _number(setting, raw, setting.type)
+    if setting.type is bool:
+        return _boolean(setting, raw)
+    if setting.type is tuple:
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    return _text(setting, raw)
 
 
-@dataclass(frozen=True)
-class Settings:
-    port: int = 5000
-    redis_host: str = "localhost"
-    redis_port: int = 6379
-    redis_db: int = 0
-    redis_password: str = field(default="", repr=False)
-    rabbitmq_host: str = "localhost"
-    rabbitmq_port: int = 5672
-    rabbitmq_user: str = "guest"
-    rabbitmq_password: str = field(default="guest", repr=False)
-    rabbitmq_vhost: str = "/"
-    max_upload_mb: int = 100
-    max_image_pixels: int = 100_000_000
-    max_attempts: int = 3
-    plate_engine: str = "rapidocr"
-    plate_region: str = "auto"
-    face_engine: str = "dlib"
-    face_tolerance: float = 0.54
-    face_max_side: int = 1280
-    blob_store: str = "redis"
-    blob_dir: str = ""
-    s3_bucket: str = ""
-    s3_prefix: str = ""
-    s3_endpoint_url: str = ""  # empty: AWS itself; else the URL of an S3-compatible store
-    s3_region: str = ""
-    api_keys: tuple[str, ...] = field(default=(), repr=False)
-    allow_private_urls: bool = False
-    url_fetch_timeout: float = 10.0
-    url_fetch_concurrency: int = 4  # /scan/url fetches at once per REST process; more get 503
-    log_level: str = "INFO"
-    hostname: str = field(default_factory=socket.gethostname)
-    worker_health_file: str = "/tmp/imagescan-worker.alive"
-    worker_max_images: int = 0  # recycle the worker process after this many images (0: never)
-    worker_max_rss_mb: int = 0  # recycle the worker process above this resident size (0: never)
-    network_timeout: float = 5.0  # seconds for connecting to Redis and RabbitMQ
-    proxy_hops: int = 0  # trusted proxies in front of the REST (X-Forwarded-For hops to believe)
-    metrics_port: int = 0  # worker and logs serve /metrics on this port (0: not served)
-    metrics_dir: str = ""  # multiprocess metric files (empty: a fresh temporary directory)
-    auth: str = "seed"  # "seed": only the image-service routes take API_KEY; "keys": scoped keys everywhere
-    retention_days: int = 0  # erase images received more than this many days ago (0: keep forever)
-    retention_interval: float = 600.0  # seconds between two retention passes of a worker
-    rest_decode_slots: int = 2  # large non-JPEG uploads fully decoded at once per REST process
-    rest_publishers: int = 4  # RabbitMQ connections per REST process waiting for confirms at once
+def _default(setting: Setting):
+    return setting.default() if callable(setting.default) else setting.default
+
+
+def _field(setting: Setting):
+    kind = tuple[str, ...] if setting.type is tuple else setting.type
+    if callable(setting.default):
+        spec = field(default_factory=setting.default, repr=not setting.secret)
+    else:
+        spec = field(default=setting.default, repr=not setting.secret)
+    return setting.name, kind, spec
+
+
+class _SettingsBehaviour:
+    """What `Settings` does beyond holding the values declared in SETTINGS."""
 
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
 
     @classmethod
-    def from_env(cls, env=None) -> Settings:
+    def from_env(cls, env=None):
+        """The settings the environment asks for; ConfigError names the first bad variable."""
         env = os.environ if env is None else env
-        settings = cls(
-            port=_int(env, "PORT", 5000, 1),
-            redis_host=_str(env, "REDIS_HOST", "localhost"),
-            redis_port=_int(env, "REDIS_PORT", 6379, 1),
-            redis_db=_int(env, "REDIS_DB", 0),
-            redis_password=_str(env, "REDIS_PASSWORD", ""),
-            rabbitmq_host=_str(env, "RABBITMQ_HOST", "localhost"),
-            rabbitmq_port=_int(env, "RABBITMQ_PORT", 5672, 1),
-            rabbitmq_user=_str(env, "RABBITMQ_USER", "guest"),
-            rabbitmq_password=_str(env, "RABBITMQ_PASSWORD", "guest"),
-            rabbitmq_vhost=_str(env, "RABBITMQ_VHOST", "/"),
-            max_upload_mb=_int(env, "MAX_UPLOAD_MB", 100, 1),
-            max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 100_000_000, 1),
-            max_attempts=_int(env, "MAX_ATTEMPTS", 3, 1),
-            plate_engine=_str(env, "PLATE_ENGINE", "rapidocr"),
-            plate_region=_str(env, "PLATE_REGION", "auto"),
-            face_engine=_str(env, "FACE_ENGINE", "dlib"),
-            face_tolerance=_float(env, "FACE_TOLERANCE", 0.54),
-            face_max_side=_int(env, "FACE_MAX_SIDE", 1280, 64),
-            blob_store=_str(env, "BLOB_STORE", "redis"),
-            blob_dir=_str(env, "BLOB_DIR", ""),
-            s3_bucket=_str(env, "S3_BUCKET", ""),
-            s3_prefix=env.get("S3_PREFIX", ""),
-            s3_endpoint_url=_str(env, "S3_ENDPOINT_URL", ""),
-            s3_region=_str(env, "S3_REGION", ""),
-            api_keys=_list(env, "API_KEY"),
-            allow_private_urls=_bool(env, "ALLOW_PRIVATE_URLS", False),
-            url_fetch_timeout=_float(env, "URL_FETCH_TIMEOUT", 10.0),
-            url_fetch_concurrency=_int(env, "URL_FETCH_CONCURRENCY", 4, 1),
-            log_level=_str(env, "LOG_LEVEL", "INFO").upper(),
-            hostname=_str(env, "HOSTNAME", socket.gethostname()),
-            worker_health_file=_str(env, "WORKER_HEALTH_FILE", "/tmp/imagescan-worker.alive"),
-            worker_max_images=_int(env, "WORKER_MAX_IMAGES", 0),
-            worker_max_rss_mb=_int(env, "WORKER_MAX_RSS_MB", 0),
-            network_timeout=_float(env, "NETWORK_TIMEOUT", 5.0),
-            proxy_hops=_int(env, "PROXY_HOPS", 0),
-            metrics_port=_int(env, "METRICS_PORT", 0),
-            metrics_dir=_str(env, "METRICS_DIR", ""),
-            auth=_str(env, "AUTH", "seed").lower(),
-            retention_days=_int(env, "RETENTION_DAYS", 0),
-            retention_interval=_float(env, "RETENTION_INTERVAL", 600.0),
-            rest_decode_slots=_int(env, "REST_DECODE_SLOTS", 2, 1),
-            rest_publishers=_int(env, "REST_PUBLISHERS", 4, 1),
-        )
+        values = {}
+        for setting in SETTINGS:
+            raw = env.get(setting.env)
+            values[setting.name] = _default(setting) if raw in (None, "") else _parse(setting, raw)
+        settings = cls(**values)
         settings.validate()
         return settings
 
     def validate(self) -> None:
-        if self.blob_store not in ("dir", "s3", "redis"):
-            raise ConfigError(f"BLOB_STORE must be 'dir', 's3' or 'redis', got {self.blob_store!r}")
+        """Rules that span settings or ranges the table cannot say."""
         if self.blob_store == "dir" and not self.blob_dir:
             raise ConfigError("BLOB_STORE=dir needs BLOB_DIR")
-        if self.auth not in ("seed", "keys"):
-            raise ConfigError(f"AUTH must be 'seed' or 'keys', got {self.auth!r}")
+        for setting in SETTINGS:
+            if setting.choices and getattr(self, setting.name) not in setting.choices:
+                words = " or ".join(repr(choice) for choice in setting.choices)
+                raise ConfigError(f"{setting.env} must be {words}, got {getattr(self, setting.name)!r}")
         if self.retention_interval <= 0:
             raise ConfigError(f"RETENTION_INTERVAL must be positive, got {self.retention_interval}")
         if self.blob_store == "s3" and not self.s3_bucket:
@@ -170,7 +170,22 @@ class Settings:
         if not 0 < self.face_tolerance < 2:
             raise ConfigError(f"FACE_TOLERANCE must be between 0 and 2, got {self.face_tolerance}")
 
-    def replace(self, **changes) -> Settings:
+    def replace(self, **changes):
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
-        return Settings(**values)
+        return type(self)(**values)
+
+
+Settings = make_dataclass(
+    "Settings", [_field(setting) for setting in SETTINGS], bases=(_SettingsBehaviour,), frozen=True,
+)
+Settings.__module__ = __name__
+Settings.__doc__ = "Every setting of the services, one field per row of SETTINGS."
+
+
+def load(service: str) -> Settings:
+    """The settings of a service at its start; a bad variable stops it with one clear line."""
+    try:
+        return Settings.from_env()
+    except ConfigError as error:
+        raise SystemExit(f"{service}: configuration error: {error}") from None

@@ -71,10 +71,6 @@ class ImageInfo:
     width: int
     height: int
 
-    @property
-    def mime_type(self) -> str:
-        return MIME_TYPES.get(self.format, "application/octet-stream")
-
 
 def open_checked(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
     """The image opened lazily (header only) once its format and pixel count are acceptable."""

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 import pika
 
-from . import topology
+from . import backoff, topology
 from .broker import BROKER_ERRORS, connect
 from .config import Settings
 
@@ -74,6 +74,7 @@ class LogBusHandler(logging.Handler):
         super().__init__()
         self.settings, self.service = settings, service
         self._queue: queue.Queue = queue.Queue(maxsize=_QUEUE_SIZE)
+        self._reconnect = backoff.policy(BROKER_ERRORS, first=0.5, most=10)  # while the broker is away
         self._thread = threading.Thread(target=self._run, name="logbus", daemon=True)
         self._thread.start()
 
@@ -95,27 +96,29 @@ class LogBusHandler(logging.Handler):
             time.sleep(0.02)
 
     def _run(self) -> None:
-        backoff = 0.5
-        pending = None
+        pending = [None]  # a record taken from the queue but not yet published
         while True:
+            channel = self._reconnect(self._open_channel)
             try:
-                connection = connect(self.settings, heartbeat=0)
-                channel = connection.channel()
-                topology.declare_logs(channel)
-                backoff = 0.5
-                while True:
-                    if pending is None:
-                        pending = self._routed(self._queue.get())
-                    key, body = pending
-                    channel.basic_publish(
-                        topology.LOG_EXCHANGE, key, body.encode(),
-                        pika.BasicProperties(content_type="application/json"),
-                    )
-                    pending = None
+                self._publish_forever(channel, pending)
             except BROKER_ERRORS:
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 10)
+                pass  # connect again, backing off from the first pause if the broker is away
 
+    def _open_channel(self):
+        channel = connect(self.settings, heartbeat=0).channel()
+        topology.declare_logs(channel)
+        return channel
+
+    def _publish_forever(self, channel, pending: list) -> None:
+        while True:
+            if pending[0] is None:
+                pending[0] = self._routed(self._queue.get())
+            key, body = pending[0]
+            channel.basic_publish(
+                topology.LOG_EXCHANGE, key, body.encode(),
+                pika.BasicProperties(content_type="application/json"),
+            )
+            pending[0] = None
 
 class _HandOver(logging.handlers.QueueHandler):
     """Passes the record as it is to a background thread (formatting happens there); when

@@ -83,19 +83,3 @@ def rank_matches(query: str, plates: Iterable[str], max_distance: int = 1) -> li
     matches.sort(key=lambda match: (match[1], match[0]))
     return matches
 
-
-def fuzzy_variants(plate: str) -> set[str]:
-    """Every normalised plate at distance <= 1 from `plate`, the plate itself included:
-    one lookalike swapped, one character dropped, or one plate character inserted.
-    Useful for exact-key lookups instead of scanning every known plate."""
-    plate = normalize_plate(plate)
-    variants = {plate}
-    for i, char in enumerate(plate):
-        if char in LOOKALIKES:
-            variants.add(plate[:i] + LOOKALIKES[char] + plate[i + 1 :])
-        variants.add(plate[:i] + plate[i + 1 :])
-    for i in range(len(plate) + 1):
-        for char in ALPHABET:
-            variants.add(plate[:i] + char + plate[i:])
-    variants.discard("")
-    return variants

@@ -8,9 +8,8 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import time
 
-from imagescan import metrics, topology
+from imagescan import backoff, config, metrics, topology
 from imagescan.broker import BROKER_ERRORS, connect
 from imagescan.config import Settings
 
@@ -38,20 +37,22 @@ def listen(settings: Settings) -> None:
             connection.close()
 
 
+def _report_retry(state) -> None:
+    print(f"logs: broker unavailable ({state.outcome.exception()!r}); retrying in {state.upcoming_sleep:.1f}s",
+          file=sys.stderr, flush=True)
+
+
+RETRYING = backoff.policy(BROKER_ERRORS, first=0.5, most=10, before_sleep=_report_retry)
+
+
 def main() -> int:
-    settings = Settings.from_env()
+    settings = config.load("logs")
     logging.basicConfig(level=logging.WARNING)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if settings.metrics_port:  # one process: its own registry is the whole story
         metrics.serve(settings.metrics_port, metrics.scrape_registry(), "logs")
-    backoff = 0.5
-    while True:
-        try:
-            listen(settings)
-        except BROKER_ERRORS as exc:
-            print(f"logs: broker unavailable ({exc!r}); retrying in {backoff:.1f}s", file=sys.stderr, flush=True)
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 10)
+    while True:  # listen() only returns if the broker cancels the consumer: listen again
+        RETRYING(listen, settings)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import sys
 
 from gunicorn.app.base import BaseApplication
 
-from imagescan import metrics
+from imagescan import config, metrics
 from imagescan.config import Settings
 from imagescan.logbus import configure_logging
 
@@ -18,12 +18,11 @@ class RestServer(BaseApplication):
         super().__init__()
 
     def load_config(self):
-        env = os.environ
         self.cfg.set("bind", f"0.0.0.0:{self.settings.port}")
         # Threads: uploads mostly wait on Redis and the broker's confirm.
         self.cfg.set("worker_class", "gthread")
-        self.cfg.set("workers", int(env.get("GUNICORN_WORKERS", "2")))
-        self.cfg.set("threads", int(env.get("GUNICORN_THREADS", "8")))
+        self.cfg.set("workers", self.settings.gunicorn_workers)
+        self.cfg.set("threads", self.settings.gunicorn_threads)
         self.cfg.set("timeout", 120)
         self.cfg.set("graceful_timeout", 30)  # SIGTERM: finish in-flight requests first
         self.cfg.set("keepalive", 5)
@@ -42,7 +41,7 @@ def _post_worker_init(worker):
 
 
 def main() -> int:
-    settings = Settings.from_env()
+    settings = config.load("rest")
     configure_logging(settings, "rest", to_broker=False)
     # Before any worker process is forked: they all count into this directory.
     metrics_dir, master = metrics.enable_multiprocess(settings.metrics_dir, "rest"), os.getpid()

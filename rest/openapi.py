@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 
-from imagescan import __version__, transforms
+from imagescan import __version__, imaging, transforms
 
 from . import openapi_console
 
@@ -43,7 +43,7 @@ _LANE = [
     {"name": "X-Imagescan-Lane", "in": "header", "required": False,
      "schema": {"type": "string", "enum": ["bulk"]}, "description": "Same as ?lane=bulk"},
 ]
-_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff")
+_IMAGE_TYPES = tuple(imaging.MIME_TYPES.values())  # the formats the service reads
 _BINARY = {"type": "string", "format": "binary"}
 
 BAD_IMAGE = {
@@ -359,6 +359,7 @@ def _transform_paths() -> dict:
                 "200": _image_response("The transformed image", ("image/jpeg", "image/png")),
                 **NOT_FOUND,
                 "413": _error("Image over MAX_IMAGE_PIXELS"),
+                "422": _error("The stored original cannot be decoded"),
                 "503": _error("Busy or storage unavailable", retry_after=True),
             },
         }}

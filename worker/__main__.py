@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from imagescan import metrics
+from imagescan import backoff, config, metrics
 from imagescan.config import Settings
 from imagescan.logbus import configure_logging
 
@@ -91,7 +91,7 @@ def supervise(settings: Settings) -> int:
         crashed_quickly = code != 0 and time.monotonic() - started < 10
         restarts = restarts + 1 if crashed_quickly else 0
         log.info("worker process exited with %s; starting a new one", code, extra={"exit_code": code})
-        time.sleep(min(0.5 * 2**restarts, 30))  # no tight loop when it cannot start at all
+        time.sleep(backoff.pause(restarts + 1, first=0.5, most=30))  # no tight loop when it cannot start
     if exporter and not settings.metrics_dir:
         metrics.remove_directory(exporter.directory)
     return 0
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     mode.add_argument("--retry", metavar="DIGEST",
                       help="analyse a failed image again (MAX_ATTEMPTS fresh attempts)")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    settings = config.load("worker")
     if args.check:
         return check(settings)
     if args.retry:

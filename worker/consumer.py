@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from imagescan import topology
+from imagescan import backoff, topology
 from imagescan.broker import BROKER_ERRORS, connect, decode_work
 
 from . import handler
@@ -63,23 +63,24 @@ class Consumer:
                 and _rss_mb() > self.settings.worker_max_rss_mb)
 
     def run(self) -> None:
-        backoff = 0.5
-        while not self.should_stop() and not self.recycle_due():
-            try:
-                self._consume()
-                backoff = 0.5
-            except BROKER_ERRORS as exc:
-                self._health_down()
-                log.warning("broker connection lost (%r); reconnecting in %.1fs, once the analysis "
-                            "in hand (if any) has ended", exc, backoff)
-                # One analysis per process, always: an analysis still running from the lost
-                # connection finishes (and stores its result) before new work is taken.
-                self._wait_for_analysis()
-                if self.should_stop():
-                    break
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10)
+        retrying = backoff.policy(BROKER_ERRORS, first=0.5, most=10, stop=self.should_stop,
+                                  sleep=self._stop.wait, after=self._connection_lost,
+                                  retry_error_callback=lambda _state: None)
+        retrying(self._consume_until_done)
         self._health_down()
+
+    def _consume_until_done(self) -> None:
+        while not self.should_stop() and not self.recycle_due():
+            self._consume()
+
+    def _connection_lost(self, state) -> None:
+        self._health_down()
+        log.warning("broker connection lost (%r); reconnecting in %.1fs, once the analysis "
+                    "in hand (if any) has ended", state.outcome.exception(),
+                    backoff.pause(state.attempt_number, first=0.5, most=10))
+        # One analysis per process, always: an analysis still running from the lost
+        # connection finishes (and stores its result) before new work is taken.
+        self._wait_for_analysis()
 
     def _wait_for_analysis(self) -> None:
         busy = self._busy

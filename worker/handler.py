@@ -19,17 +19,19 @@ import logging
 import time
 
 import redis
+from tenacity import RetryError
 
-from imagescan import imaging, keys, topology
+from imagescan import backoff, imaging, keys, topology
 from imagescan.blobs import BlobStoreUnavailable
 
-from . import jobs
+from . import job_outputs
 from .metrics import IMAGES, counts_attempts, counts_dead_letters
 from .pipeline import OriginalMissing, analyze
 from .services import WorkerServices
 
 log = logging.getLogger("imagescan.worker")
 ATTEMPTS_KEPT_SECONDS = 30 * 86400
+STORAGE_DOWN = (redis.ConnectionError, redis.TimeoutError, BlobStoreUnavailable)
 
 
 class Stopping(Exception):
@@ -38,16 +40,16 @@ class Stopping(Exception):
 
 def with_redis(operation, should_stop, *, what: str):
     """Run a storage operation, retrying with back-off while Redis or the blob store is unreachable."""
-    delay = 0.2
-    while True:
-        try:
-            return operation()
-        except (redis.ConnectionError, redis.TimeoutError, BlobStoreUnavailable) as exc:
-            if should_stop():
-                raise Stopping(what) from exc
-            log.warning("storage unavailable during %s, retrying in %.1fs: %r", what, delay, exc)
-            time.sleep(delay)
-            delay = min(delay * 2, 5)
+
+    def log_retry(state):
+        log.warning("storage unavailable during %s, retrying in %.1fs: %r", what, state.upcoming_sleep,
+                    state.outcome.exception())
+
+    retrying = backoff.policy(STORAGE_DOWN, first=0.2, most=5, stop=should_stop, before_sleep=log_retry)
+    try:
+        return retrying(operation)
+    except RetryError as exc:
+        raise Stopping(what) from exc.last_attempt.exception()
 
 
 def count_attempt(services: WorkerServices, kind: str, subject: str) -> int:
@@ -70,7 +72,7 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
         if attempts_used_up(services, topology.RENDER, str(message.get("job_id", "")), should_stop):
             with_redis(lambda: handle_dead(services, message), should_stop, what="set aside")
         else:
-            with_redis(lambda: jobs.handle_render(services, message), should_stop, what="render")
+            with_redis(lambda: job_outputs.handle_render(services, message), should_stop, what="render")
         return
     sha256 = message["sha256"]
     context = {"request_id": message.get("request_id", ""), "sha256": sha256}
@@ -82,7 +84,7 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
     if previous == "done":
         log.debug("already analysed %s", sha256, extra=context)
         IMAGES.labels("already_done").inc()
-        with_redis(lambda: jobs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
+        with_redis(lambda: job_outputs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
         return
     if attempts_used_up(services, topology.ANALYZE, sha256, should_stop):
         with_redis(lambda: handle_dead(services, message), should_stop, what="set aside")
@@ -97,7 +99,7 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
         (log.error if isinstance(rejected, OriginalMissing) else log.info)(
             "image %s failed: %s", sha256, reason, extra={**context, "outcome": "failed"})
         IMAGES.labels("failed").inc()
-        with_redis(lambda: jobs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
+        with_redis(lambda: job_outputs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
         return
     results = outcome["results"]
     results["faces"] = with_redis(
@@ -125,7 +127,7 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
                "plates": [p["plate"] for p in results["plates"]],
                "seconds": round(time.monotonic() - started, 3)},
     )
-    with_redis(lambda: jobs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
+    with_redis(lambda: job_outputs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
 
 
 def index_faces(services: WorkerServices, sha256: str, faces) -> list[dict]:
@@ -146,6 +148,6 @@ def handle_dead(services: WorkerServices, message: dict) -> None:
         services.store.mark_failed(message["sha256"], reason)
         log.info("dead-lettered image %s", message["sha256"], extra={"sha256": message["sha256"], "outcome": "failed"})
         IMAGES.labels("dead_letter").inc()
-        jobs.render_jobs_for_image(services, message["sha256"])
+        job_outputs.render_jobs_for_image(services, message["sha256"])
     elif message.get("kind") == topology.RENDER:
-        jobs.fail_job(services, message.get("job_id", ""), f"rendering crashed on each of {attempts} attempts")
+        job_outputs.fail_job(services, message.get("job_id", ""), f"rendering crashed on each of {attempts} attempts")

@@ -1,8 +1,9 @@
 """One blueprint per API family."""
 
-from . import docs, erasure, faces, image_service, images, jobs, listing, plates, transforms
+from . import docs, erasure, faces, health, image_service, images, jobs, listing, plates, transforms
 
 BLUEPRINTS = (
+    health.blueprint,
     images.blueprint,
     listing.blueprint,
     plates.blueprint,

@@ -1,4 +1,4 @@
-"""The image record of any digest, and the service's health."""
+"""The image record of any digest, and all its names."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify, request, url_for
 from imagescan import faceindex
 
 from ..auth import caller_has_scope
-from ..errors import RETRY_AFTER_SECONDS, ApiError
+from ..errors import ApiError
 from ..services import current
 
 blueprint = Blueprint("images", __name__)
@@ -60,27 +60,3 @@ def image_names(digest: str):
     return jsonify({"names": names, "total": total, "offset": offset,
                     "next": url_for(".image_names", digest=digest, offset=following, limit=limit) if more else None})
 
-
-@blueprint.get("/healthz")
-def healthz():
-    """The process is alive and answering: no dependency is checked (that is /readyz)."""
-    return jsonify({"status": "ok"})
-
-
-@blueprint.get("/readyz")
-def readyz():
-    """Ready while Redis answers: every read needs only Redis, and uploads answer their
-    documented 503 JSON by themselves when the broker is away. Taking the pod out of its
-    Service because RabbitMQ is down would turn those answers into load-balancer errors.
-    The broker's state is reported (`busy`: an upload is using the connection right now)."""
-    services = current()
-    redis_ok = services.store.ping()
-    broker = services.publisher.ping()
-    body = {"status": ("ready" if broker else "degraded") if redis_ok else "unavailable",
-            "checks": {"redis": "ok" if redis_ok else "down",
-                       "rabbitmq": {True: "ok", False: "down", None: "busy"}[broker]}}
-    response = jsonify(body)
-    if not redis_ok:
-        response.status_code = 503
-        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
-    return response

@@ -19,7 +19,7 @@ import logging
 import redis
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
-from imagescan import jobs, topology
+from imagescan import job_records, topology
 from imagescan.broker import BrokerUnavailable
 from imagescan.store import DONE, FAILED, PROCESSING
 
@@ -42,7 +42,7 @@ def _output_location(job_id: str) -> str:
 def _record_failed_job(job_id: str, message: str, sha256: str = "") -> None:
     """Best effort: with Redis down the job cannot be recorded, and the answer says why anyway."""
     try:
-        jobs.create_failed(current().redis, job_id, message, sha256)
+        job_records.create_failed(current().redis, job_id, message, sha256)
     except redis.RedisError as exc:
         log.warning("job %s not recorded: %r", job_id, exc)
 
@@ -58,7 +58,7 @@ def _failed_to_queue(job_id: str, error: ApiError, sha256: str = ""):
 @blueprint.post("/jobs")
 def create_job():
     upload = request.files.get("image")
-    job_id = jobs.new_job_id()
+    job_id = job_records.new_job_id()
     if upload is None:
         raise ApiError(400, "send the image as the multipart form field 'image'")
     try:
@@ -67,14 +67,14 @@ def create_job():
         return _failed_to_queue(job_id, error)
     services = current()
     try:
-        jobs.create(services.redis, job_id, digests.sha256)
+        job_records.create(services.redis, job_id, digests.sha256)
         # Read after registering the job: if the analysis ends in between, the worker's
         # hook sees the job or this read sees `done` (maybe both; rendering is idempotent).
         # Likewise an erasure meanwhile either erased the job or is seen here.
         # A failed image is not analysed again: the render message fails the job with why.
         status = services.store.status(digests.sha256)
         if status is None:
-            jobs.discard(services.redis, job_id, digests.sha256)
+            job_records.discard(services.redis, job_id, digests.sha256)
             raise ApiError(404, "the image was erased while the job was being created")
         if status in (DONE, FAILED):
             services.publisher.publish(
@@ -86,16 +86,16 @@ def create_job():
     except BrokerUnavailable:
         return _failed_to_queue(job_id, unavailable("the work queue"), digests.sha256)
     location = _status_location(job_id)
-    response = jsonify({"job_id": job_id, "status": jobs.PENDING, "location": location})
+    response = jsonify({"job_id": job_id, "status": job_records.PENDING, "location": location})
     response.status_code = 202
     response.headers["Location"] = location
     return response
 
 
-def _load_job(job_id: str) -> jobs.Job:
-    canonical = jobs.parse_job_id(job_id)
+def _load_job(job_id: str) -> job_records.Job:
+    canonical = job_records.parse_job_id(job_id)
     try:
-        job = jobs.get(current().redis, canonical) if canonical else None
+        job = job_records.get(current().redis, canonical) if canonical else None
     except redis.RedisError:
         raise unavailable("storage") from None
     if job is None:
@@ -103,24 +103,24 @@ def _load_job(job_id: str) -> jobs.Job:
     return job
 
 
-def _visible_status(job: jobs.Job) -> str:
+def _visible_status(job: job_records.Job) -> str:
     """A pending job whose image is being analysed is already processing, as the client sees it."""
-    if job.status != jobs.PENDING or not job.sha256:
+    if job.status != job_records.PENDING or not job.sha256:
         return job.status
     try:
         analysing = current().store.status(job.sha256) == PROCESSING
     except redis.RedisError:
         analysing = False  # the job record was just read; its own status is still true
-    return jobs.PROCESSING if analysing else job.status
+    return job_records.PROCESSING if analysing else job.status
 
 
 @blueprint.get("/jobs/<job_id>")
 def job_status(job_id: str):
     job = _load_job(job_id)
     body = {"job_id": job.job_id, "status": _visible_status(job), "image": job.sha256 or None}
-    if job.status == jobs.FAILED:
+    if job.status == job_records.FAILED:
         body["message"] = job.message
-    if job.status != jobs.COMPLETED:
+    if job.status != job_records.COMPLETED:
         return jsonify(body), 200
     location = _output_location(job.job_id)
     body["output"] = location
@@ -134,9 +134,9 @@ def job_status(job_id: str):
 @blueprint.get("/jobs/<job_id>/output")
 def job_output(job_id: str):
     job = _load_job(job_id)
-    if job.status == jobs.FAILED:
+    if job.status == job_records.FAILED:
         raise ApiError(409, f"the job failed: {job.message}", job_id=job.job_id)
-    if job.status != jobs.COMPLETED:
+    if job.status != job_records.COMPLETED:
         location = _status_location(job.job_id)
         response = jsonify({"job_id": job.job_id, "status": _visible_status(job), "location": location})
         response.status_code = 202

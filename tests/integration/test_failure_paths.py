@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import redis
 
-from imagescan import jobs, keys
+from imagescan import job_records as jobs
+from imagescan import keys
 from imagescan.analyzers import Box, FaceFound
 from imagescan.faceindex import FaceIndex
 from tests.conftest import wait_for_status

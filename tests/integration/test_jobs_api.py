@@ -10,11 +10,12 @@ import uuid
 import pytest
 from PIL import Image
 
-from imagescan import jobs, keys, render
+from imagescan import job_records as jobs
+from imagescan import keys, render
 from imagescan.digests import Digests
 from tests import imagefactory
 from tests.conftest import WorkerThread
-from worker import jobs as worker_jobs
+from worker import job_outputs as worker_jobs
 
 
 @pytest.fixture

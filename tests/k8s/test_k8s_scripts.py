@@ -195,6 +195,12 @@ def test_deploy_applies_the_pushed_images_and_the_real_secrets(sandbox):
     # By the digest the registry gave the pushed image (the stub's: a hash of the name).
     assert images == {f"registry.example.com/team/imagescan-{s}@sha256:{stub_digest(s)}"
                       for s in ("rest", "worker", "logs")}
+    # Every image of every pod, Redis and RabbitMQ included, runs by digest.
+    every_image = {c["image"] for d in docs if d["kind"] in ("Deployment", "StatefulSet")
+                   for c in d["spec"]["template"]["spec"].get("initContainers", [])
+                   + d["spec"]["template"]["spec"]["containers"]}
+    assert every_image > images and all("@sha256:" in image for image in every_image), every_image
+    assert {"redis", "rabbitmq"} <= {image.split("@")[0] for image in every_image}
     secret = next(d for d in docs if d["kind"] == "Secret")
     values = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert values["API_KEY"] == "key-one,key-two" and values["RABBITMQ_PASSWORD"] == "p@ss/word"

@@ -1,7 +1,38 @@
 # shellcheck shell=bash disable=SC2153  # the settings come from deploy-k8s.sh
-# Rendering for scripts/deploy-k8s.sh (sourced by it): a throw-away kustomize overlay over a
-# copy of k8s/ with the namespace, components, images by digest, the real secrets, and one
-# secrets checksum per workload.
+# Rendering for scripts/deploy-k8s.sh (sourced by it): the images' digests, and a throw-away
+# kustomize overlay over a copy of k8s/ with the namespace, components, images by digest,
+# the real secrets, and one secrets checksum per workload.
+
+# The pods run every image by digest: a tag can be moved, a digest cannot. Ours come from
+# the push; Redis and RabbitMQ (by tag in k8s/) are pulled once to learn theirs.
+declare -A DIGESTS=()
+resolve_digests() {
+    local service image
+    [[ $MODE == deploy ]] || return 0
+    for service in "${SERVICES[@]}"; do
+        DIGESTS[imagescan-$service]=$(registry_digest "$(image_ref "$service")" "$REGISTRY/imagescan-$service@" $((SKIP_BUILD)))
+    done
+    [[ $ONLY == rest ]] && return 0
+    while read -r image; do
+        DIGESTS[${image%:*}]=$(registry_digest "$image" "" 1)
+    done < <(third_party_images)
+}
+
+registry_digest() { # registry_digest REF REPO-DIGEST-PREFIX PULL-FIRST
+    local digest
+    if (($3)); then
+        "$CONTAINER_TOOL" pull -q "$1" >/dev/null || die "pulling $1 failed (was it pushed?)"
+    fi
+    digest=$("$CONTAINER_TOOL" inspect --format '{{join .RepoDigests "\n"}}' "$1" | grep -F "$2" | head -n 1 || true)
+    digest=${digest##*@}
+    [[ $digest =~ ^sha256:[0-9a-f]{64}$ ]] || die "no registry digest for $1 (was it pushed?)"
+    printf '%s' "$digest"
+}
+
+third_party_images() { # the images k8s/ names by tag, other than ours
+    awk '$1 == "image:" && $2 !~ /^imagescan-/ { print $2 }' "$REPO_ROOT"/k8s/base/*.yaml \
+        "$REPO_ROOT"/k8s/components/*/*.yaml | sort -u
+}
 
 # render_manifests WORKDIR OUTPUT
 render_manifests() {

@@ -130,13 +130,13 @@ class RabbitServer:
             "HOME": str(self.home) if self.home else os.environ.get("HOME") or str(self.dir),
         }
 
-    def start(self) -> RabbitServer:
+    def start(self, timeout: float = 90) -> RabbitServer:
         with open(self.dir / "stdout.log", "ab") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
                 [RABBITMQ_SERVER], env=self.env(), start_new_session=True,
                 stdout=log, stderr=subprocess.STDOUT,
             )
-        wait_until(self._accepts_amqp, 90, "RabbitMQ to accept AMQP connections", interval=0.3)
+        wait_until(self._accepts_amqp, timeout, "RabbitMQ to accept AMQP connections", interval=0.3)
         return self
 
     def _accepts_amqp(self) -> bool:
@@ -228,7 +228,8 @@ class RabbitCluster:
 
     def start(self) -> RabbitCluster:
         with ThreadPoolExecutor(len(self.nodes)) as pool:  # boot in parallel: seconds each
-            list(pool.map(RabbitServer.start, self.nodes))
+            # Three Erlang VMs booting at once on a busy machine: allow them longer than one.
+            list(pool.map(self._boot, self.nodes))
         first = self.nodes[0]
         for node in self.nodes[1:]:
             node.ctl("stop_app")
@@ -237,6 +238,21 @@ class RabbitCluster:
         status = json.loads(first.ctl("cluster_status", "--formatter", "json", "-q"))
         assert len(status["running_nodes"]) == len(self.nodes), status["running_nodes"]
         return self
+
+    @staticmethod
+    def _boot(node: RabbitServer, attempts: int = 3) -> None:
+        """Start a node; on a port taken since free_port() chose it (other test runs share
+        the machine), choose new ports and start again."""
+        for attempt in range(attempts):
+            try:
+                node.start(timeout=240)
+                return
+            except AssertionError:
+                node.stop(signal.SIGKILL)
+                if attempt == attempts - 1 or "eaddrinuse" not in (node.dir / "stdout.log").read_text(errors="replace"):
+                    raise
+                (node.dir / "stdout.log").unlink()
+                node.port, node.dist_port = free_port(), free_port()
 
     @property
     def addresses(self) -> str:

@@ -24,7 +24,8 @@ from tests.faults.servers import RabbitCluster, RedisServer, SentinelGroup, wait
 from tests.conftest import wait_for_status
 from tests.imagefactory import jpeg
 
-pytestmark = [pytest.mark.faults, pytest.mark.clusters]
+# Booting three Erlang VMs on a busy machine takes minutes.
+pytestmark = [pytest.mark.faults, pytest.mark.clusters, pytest.mark.timeout(600)]
 
 # Publishing must resume this soon after a broker node or the Redis master is lost.
 RESUME_WITHIN_SECONDS = 20

@@ -72,14 +72,14 @@ return status
 
 
 def connect_redis(settings: Settings) -> redis.Redis:
-    options = dict(
-        db=settings.redis_db,
-        password=settings.redis_password or None,
-        socket_timeout=settings.network_timeout,
-        socket_connect_timeout=settings.network_timeout,
-        health_check_interval=30,
-        retry_on_timeout=False,
-    )
+    options = {
+        "db": settings.redis_db,
+        "password": settings.redis_password or None,
+        "socket_timeout": settings.network_timeout,
+        "socket_connect_timeout": settings.network_timeout,
+        "health_check_interval": 30,
+        "retry_on_timeout": False,
+    }
     if settings.redis_sentinels:
         # Every new connection asks the Sentinels for the current master, so after a failover
         # the client follows the promoted replica; a connection to a demoted master fails

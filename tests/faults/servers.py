@@ -289,6 +289,8 @@ class SentinelGroup:
         self.root = root
 
     def start(self) -> SentinelGroup:
+        # As in k8s/components/redis-sentinel/redis.conf: no writes without a replica in sync.
+        self.master.extra_args = ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "10"]
         self.master.start()
         self.replica.extra_args = ["--replicaof", "127.0.0.1", str(self.master.port)]
         self.replica.start()

@@ -19,9 +19,9 @@ import time
 import pytest
 
 from imagescan import topology
-from tests.faults.conftest import Stack, assert_none_lost, report_figures
-from tests.faults.servers import RabbitCluster, RedisServer, SentinelGroup, wait_until
 from tests.conftest import wait_for_status
+from tests.faults.conftest import Stack, assert_none_lost
+from tests.faults.servers import RabbitCluster, RedisServer, SentinelGroup, wait_until
 from tests.imagefactory import jpeg
 
 # Booting three Erlang VMs on a busy machine takes minutes.
@@ -29,6 +29,8 @@ pytestmark = [pytest.mark.faults, pytest.mark.clusters, pytest.mark.timeout(600)
 
 # Publishing must resume this soon after a broker node or the Redis master is lost.
 RESUME_WITHIN_SECONDS = 20
+# How far the replica may lag behind the master (the master's min-replicas-max-lag).
+REPLICA_LAG_BOUND_SECONDS = 10
 
 
 class SteadyLoad:
@@ -44,7 +46,7 @@ class SteadyLoad:
         self._seeds = iter(range(5000, 100000))
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> SteadyLoad:
+    def __enter__(self):
         self._thread.start()
         return self
 
@@ -136,27 +138,31 @@ def test_killing_the_redis_master_fails_over_to_the_replica(tmp_path, sentinel_g
         assert sentinel_group.current_master_port() == sentinel_group.replica.port
         resumed = load.first_accepted_after(killed_at)
         retried = load.retry_refused()
-        # Replication is asynchronous: an upload acknowledged by the old master in the last
-        # second before it died may not have reached the replica (README: "What survives what").
-        lost = [(when, digest) for when, digest in load.accepted if not _finishes(stack, digest)]
-        late = [when for when, _ in lost if when < killed_at - 1.0 or when > killed_at]
+        outcome = {digest: _outcome(stack, digest) for _, digest in load.accepted}
+        counts = {state: list(outcome.values()).count(state) for state in ("done", "failed", "queued", "missing")}
+        # Replication is asynchronous: a record the old master acknowledged may not have
+        # reached the replica, within the replica's lag (bounded by min-replicas-max-lag).
+        missing_outside_lag = [when for when, digest in load.accepted if outcome[digest] == "missing"
+                               and not killed_at - REPLICA_LAG_BOUND_SECONDS <= when <= killed_at]
         figure = (f"Redis master killed: first upload accepted {resumed:.1f}s later, "
-                  f"{len(load.refused)} answered 503 meanwhile, {len(lost)} of {len(load.accepted)} "
-                  f"acknowledged uploads lost (all within 1 s before the kill)")
+                  f"{len(load.refused)} answered 503 meanwhile (all accepted when sent again); "
+                  f"{len(load.accepted)} acknowledged before and after: {counts}")
         print(figure)
         record_property("figures", figure)
         assert resumed < RESUME_WITHIN_SECONDS, figure
-        assert late == [], figure
-        assert_none_lost(record_property, "Redis failover (retried uploads)", stack.client, retried, timeout=60)
-        report_figures(record_property, "Redis failover", len(load.accepted), len(load.accepted) - len(lost),
-                       len(lost))
+        assert missing_outside_lag == [], figure
+        # Uploads acknowledged once the replica had taken over are all analysed.
+        after_failover = [digest for when, digest in load.accepted if when >= killed_at + resumed]
+        assert_none_lost(record_property, "Redis failover (after the promotion)", stack.client,
+                         after_failover + retried, timeout=90)
     finally:
         stack.close()
         sentinel_group.replica.stop(signal.SIGKILL)
 
 
-def _finishes(stack, digest: str) -> bool:
+def _outcome(stack, digest: str) -> str:
+    """done / failed / queued (never finished) / missing (the record itself is gone)."""
     try:
-        return wait_for_status(stack.client, digest, timeout=30)["status"] == "done"
+        return wait_for_status(stack.client, digest, timeout=20)["status"]
     except AssertionError:
-        return False
+        return "queued" if stack.client.get(f"/images/{digest}").status_code == 200 else "missing"

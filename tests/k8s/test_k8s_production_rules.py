@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 import pytest
-import yaml
 from k8s_rules import production_problems, rabbitmq_cluster_problems
 from k8s_support import DEPLOY_VARIANTS, OVERLAYS
 from test_k8s_manifests import break_file, find
@@ -148,7 +147,8 @@ def password_redis(tmp_path):
                                 "--requirepass", "right", "--dir", str(tmp_path)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until(lambda: subprocess.run(["redis-cli", "-p", str(port), "-a", "right", "--no-auth-warning", "ping"],
-                                      capture_output=True, text=True).stdout.strip() == "PONG", 10, "redis")
+                                      capture_output=True, text=True, check=False).stdout.strip() == "PONG",
+               10, "redis")
     yield port
     process.terminate()
     process.wait(10)
@@ -165,7 +165,8 @@ def test_redis_readiness_fails_with_a_wrong_password_and_passes_with_the_right_o
 
     def probe(password: str) -> int:
         env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "REDISCLI_AUTH": password}
-        return subprocess.run(["sh", "-c", command], env=env, capture_output=True, timeout=20).returncode
+        return subprocess.run(["sh", "-c", command], env=env, capture_output=True, timeout=20,
+                              check=False).returncode
 
     assert probe("wrong") != 0, "a Redis that refuses the password is not ready"
     assert probe("right") == 0

@@ -227,6 +227,14 @@ class RabbitCluster:
         self.nodes = [RabbitServer(root, f"rabbit{i}", epmd_port=epmd, home=home) for i in range(size)]
 
     def start(self) -> RabbitCluster:
+        try:
+            self._form()
+        except BaseException:
+            self.shutdown()  # no node outlives a cluster that failed to form
+            raise
+        return self
+
+    def _form(self) -> None:
         with ThreadPoolExecutor(len(self.nodes)) as pool:  # boot in parallel: seconds each
             # Three Erlang VMs booting at once on a busy machine: allow them longer than one.
             list(pool.map(self._boot, self.nodes))
@@ -237,7 +245,6 @@ class RabbitCluster:
             node.ctl("start_app")
         status = json.loads(first.ctl("cluster_status", "--formatter", "json", "-q"))
         assert len(status["running_nodes"]) == len(self.nodes), status["running_nodes"]
-        return self
 
     @staticmethod
     def _boot(node: RabbitServer, attempts: int = 3) -> None:
@@ -289,6 +296,14 @@ class SentinelGroup:
         self.root = root
 
     def start(self) -> SentinelGroup:
+        try:
+            self._form()
+        except BaseException:
+            self.shutdown()  # no server outlives a group that failed to form
+            raise
+        return self
+
+    def _form(self) -> None:
         # As in k8s/components/redis-sentinel/redis.conf: no writes without a replica in sync.
         self.master.extra_args = ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "10"]
         self.master.start()
@@ -312,7 +327,6 @@ class SentinelGroup:
                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_until(lambda: all(self._sentinel_sees_all(port) for port in self.sentinel_ports), 30,
                    "every Sentinel to know the replica and the other Sentinels")
-        return self
 
     def _sentinel_sees_all(self, port: int) -> bool:
         try:

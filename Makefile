@@ -9,7 +9,7 @@ DEBIAN_PACKAGES := redis-server rabbitmq-server iproute2 iptables prometheus chr
 E2E_DEBIAN_PACKAGES := podman buildah runc catatonit uidmap fuse-overlayfs slirp4netns \
 	debootstrap debian-archive-keyring
 
-.PHONY: test test-fast test-faults system-deps bench-deps e2e-deps e2e venv lint bench bench-accuracy clean
+.PHONY: test test-fast test-faults test-clusters system-deps bench-deps e2e-deps e2e venv lint bench bench-accuracy clean
 
 test: venv
 	$(PY) -m pytest tests
@@ -20,6 +20,10 @@ test-fast: venv
 
 test-faults: venv
 	$(PY) -m pytest -m faults tests
+
+# Broker node loss and Redis master loss, on real local clusters.
+test-clusters: venv
+	$(PY) -m pytest -m clusters tests
 
 # $(call install-debs,PACKAGES): apt-get install those not installed yet.
 define install-debs

@@ -7,6 +7,7 @@ connection with a lock and reconnects on the next call after any failure.
 from __future__ import annotations
 
 import json
+import random
 import threading
 
 import pika
@@ -30,10 +31,12 @@ class BrokerUnavailable(RuntimeError):
     """The message could not be handed to RabbitMQ (down, unreachable, or it refused)."""
 
 
-def connection_parameters(settings: Settings, *, heartbeat: int = 30) -> pika.ConnectionParameters:
+def connection_parameters(settings: Settings, *, heartbeat: int = 30,
+                          address: tuple[str, int] | None = None) -> pika.ConnectionParameters:
+    host, port = address or (settings.rabbitmq_host, settings.rabbitmq_port)
     return pika.ConnectionParameters(
-        host=settings.rabbitmq_host,
-        port=settings.rabbitmq_port,
+        host=host,
+        port=port,
         virtual_host=settings.rabbitmq_vhost,
         credentials=pika.PlainCredentials(settings.rabbitmq_user, settings.rabbitmq_password),
         heartbeat=heartbeat,
@@ -50,7 +53,14 @@ def connection_parameters(settings: Settings, *, heartbeat: int = 30) -> pika.Co
 
 
 def connect(settings: Settings, *, heartbeat: int = 30) -> pika.BlockingConnection:
-    return pika.BlockingConnection(connection_parameters(settings, heartbeat=heartbeat))
+    """A connection to the first node of RABBITMQ_HOSTS that answers, starting at a random
+    one so that the services spread over the cluster; a lost node is skipped."""
+    addresses = list(settings.rabbitmq_addresses)
+    start = random.randrange(len(addresses))
+    ordered = addresses[start:] + addresses[:start]
+    return pika.BlockingConnection(
+        [connection_parameters(settings, heartbeat=heartbeat, address=address) for address in ordered]
+    )
 
 
 def encode_work(kind: str, **payload) -> bytes:

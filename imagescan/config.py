@@ -29,6 +29,7 @@ class Setting(NamedTuple):
     choices: tuple[str, ...] = ()  # the accepted words (compared after normalise)
     normalise: Callable[[str], str] | None = None  # applied to a text value before it is checked
     secret: bool = False  # kept out of repr()
+    default_port: int = 0  # Addresses: the port of an item that names none
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -37,11 +38,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("redis_port", "REDIS_PORT", int, 6379, 1),
     Setting("redis_db", "REDIS_DB", int, 0, 0),
     Setting("redis_password", "REDIS_PASSWORD", str, "", secret=True),
+    Setting("redis_sentinels", "REDIS_SENTINELS", Addresses, (), default_port=26379,
+            help="Sentinels to ask for the Redis master, HOST[:PORT],... (empty: REDIS_HOST directly)"),
+    Setting("redis_sentinel_master", "REDIS_SENTINEL_MASTER", str, "imagescan"),
     Setting("rabbitmq_host", "RABBITMQ_HOST", str, "localhost"),
     Setting("rabbitmq_port", "RABBITMQ_PORT", int, 5672, 1),
     Setting("rabbitmq_user", "RABBITMQ_USER", str, "guest"),
     Setting("rabbitmq_password", "RABBITMQ_PASSWORD", str, "guest", secret=True),
     Setting("rabbitmq_vhost", "RABBITMQ_VHOST", str, "/"),
+    Setting("rabbitmq_hosts", "RABBITMQ_HOSTS", Addresses, (), default_port=5672,
+            help="nodes of a RabbitMQ cluster, HOST[:PORT],..., tried in turn (empty: RABBITMQ_HOST)"),
     Setting("max_upload_mb", "MAX_UPLOAD_MB", int, 100, 1, "largest request body (and fetched URL)"),
     Setting("max_image_pixels", "MAX_IMAGE_PIXELS", int, 100_000_000, 1, "largest image we decode"),
     Setting("max_attempts", "MAX_ATTEMPTS", int, 3, 1, "deliveries before a message is dead-lettered"),
@@ -80,9 +86,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rest_publishers", "REST_PUBLISHERS", int, 4, 1, "RabbitMQ publisher connections per process"),
     Setting("gunicorn_workers", "GUNICORN_WORKERS", int, 2, 1, "REST processes"),
     Setting("gunicorn_threads", "GUNICORN_THREADS", int, 8, 1, "threads per REST process"),
+    Setting("gunicorn_graceful_timeout", "GUNICORN_GRACEFUL_TIMEOUT", int, 30, 1,
+            "seconds a stopping REST process lets requests in flight finish"),
 )
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class Addresses(tuple):
+    """The type of a HOST[:PORT],... setting: (host, port) pairs."""
 
 
 def _number(setting: Setting, raw: str, kind: type):
@@ -120,7 +132,19 @@ def _parse(setting: Setting, raw: str):
         return _boolean(setting, raw)
     if setting.type is tuple:
         return tuple(item.strip() for item in raw.split(",") if item.strip())
+    if setting.type is Addresses:
+        return _addresses(setting, raw)
     return _text(setting, raw)
+
+
+def _addresses(setting: Setting, raw: str) -> tuple[tuple[str, int], ...]:
+    pairs = []
+    for item in (item.strip() for item in raw.split(",") if item.strip()):
+        host, _, port = item.rpartition(":") if ":" in item else (item, "", str(setting.default_port))
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{setting.env} must be HOST:PORT,HOST:PORT,..., got {item!r}")
+        pairs.append((host, int(port)))
+    return tuple(pairs)
 
 
 def _default(setting: Setting):
@@ -128,7 +152,7 @@ def _default(setting: Setting):
 
 
 def _field(setting: Setting):
-    kind = tuple[str, ...] if setting.type is tuple else setting.type
+    kind = {tuple: tuple[str, ...], Addresses: tuple[tuple[str, int], ...]}.get(setting.type, setting.type)
     if callable(setting.default):
         spec = field(default_factory=setting.default, repr=not setting.secret)
     else:
@@ -138,6 +162,10 @@ def _field(setting: Setting):
 
 class _SettingsBehaviour:
     """What `Settings` does beyond holding the values declared in SETTINGS."""
+
+    @property
+    def rabbitmq_addresses(self) -> tuple[tuple[str, int], ...]:
+        return self.rabbitmq_hosts or ((self.rabbitmq_host, self.rabbitmq_port),)
 
     @property
     def max_upload_bytes(self) -> int:

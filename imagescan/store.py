@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import redis
+import redis.sentinel
 
 from . import keys
 from .blobs import open_blob_store
@@ -76,16 +77,25 @@ return status
 
 
 def connect_redis(settings: Settings) -> redis.Redis:
-    return redis.Redis(
-        host=settings.redis_host,
-        port=settings.redis_port,
-        db=settings.redis_db,
-        password=settings.redis_password or None,
-        socket_timeout=settings.network_timeout,
-        socket_connect_timeout=settings.network_timeout,
-        health_check_interval=30,
-        retry_on_timeout=False,
-    )
+    options = {
+        "db": settings.redis_db,
+        "password": settings.redis_password or None,
+        "socket_timeout": settings.network_timeout,
+        "socket_connect_timeout": settings.network_timeout,
+        "health_check_interval": 30,
+        "retry_on_timeout": False,
+    }
+    if settings.redis_sentinels:
+        # Every new connection asks the Sentinels for the current master, so after a failover
+        # the client follows the promoted replica; a connection to a demoted master fails
+        # (READONLY) and is replaced.
+        sentinel = redis.sentinel.Sentinel(
+            list(settings.redis_sentinels),
+            socket_timeout=settings.network_timeout,
+            socket_connect_timeout=settings.network_timeout,
+        )
+        return sentinel.master_for(settings.redis_sentinel_master, **options)
+    return redis.Redis(host=settings.redis_host, port=settings.redis_port, **options)
 
 
 def _now() -> datetime:

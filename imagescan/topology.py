@@ -6,7 +6,7 @@
                                     imagescan.analyze has nothing for it (the priority lane)
         ... a message the broker gives up on (a delivery limit set by policy, or RabbitMQ 4's
         default of 20) is dead-lettered; the worker's own MAX_ATTEMPTS count comes first:
-    toWorker.dead-letter (fanout, durable) ------> imagescan.analyze.dead (durable)
+    toWorker.dead-letter (fanout, durable) ------> imagescan.analyze.dead (quorum, durable)
     logs (topic, durable)  <hostname>.<service>.<debug|info>  ---> the logs service (exclusive, "#")
 
 Messages on toWorker are small JSON documents; image bytes stay in the blob store.
@@ -55,21 +55,24 @@ def log_routing_key(hostname: str, service: str, level: str) -> str:
 # so nothing a setting may change goes here (attempts are counted by the worker, in Redis;
 # limits an operator wants on the broker belong in a policy).
 WORK_QUEUE_ARGUMENTS = {"x-queue-type": "quorum", "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
+# Quorum as well: a classic queue lives on one node, and once that node is down every
+# declaration (each new publisher channel) fails, stopping uploads on the whole cluster.
+DEAD_LETTER_QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
 
 
 def declare_work(connection) -> None:
     """Declare the work exchange, both work queues and the dead-letter path. Idempotent.
 
-    A work queue that already exists with other arguments (made by an earlier release, or by
-    hand) is used as it is, with a warning, rather than refusing to start."""
+    A queue that already exists with other arguments (made by an earlier release, or by hand)
+    is used as it is, with a warning, rather than refusing to start."""
     channel = connection.channel()
     try:
         channel.exchange_declare(WORK_EXCHANGE, exchange_type="direct", durable=True)
         channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
-        channel.queue_declare(DEAD_LETTER_QUEUE, durable=True)
+        channel = _declare_queue(connection, channel, DEAD_LETTER_QUEUE, DEAD_LETTER_QUEUE_ARGUMENTS)
         channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE)
         for queue in (WORK_QUEUE, BULK_QUEUE):
-            channel = _declare_work_queue(connection, channel, queue)
+            channel = _declare_queue(connection, channel, queue, WORK_QUEUE_ARGUMENTS)
         for kind in WORK_KINDS:
             channel.queue_bind(WORK_QUEUE, WORK_EXCHANGE, routing_key=kind)
         channel.queue_bind(BULK_QUEUE, WORK_EXCHANGE, routing_key=work_routing_key(ANALYZE, bulk=True))
@@ -78,10 +81,10 @@ def declare_work(connection) -> None:
             channel.close()
 
 
-def _declare_work_queue(connection, channel, queue: str):
-    """Declare one work queue; returns the channel to go on with (a refusal closes the old one)."""
+def _declare_queue(connection, channel, queue: str, arguments: dict):
+    """Declare one durable queue; returns the channel to go on with (a refusal closes the old one)."""
     try:
-        channel.queue_declare(queue, durable=True, arguments=WORK_QUEUE_ARGUMENTS)
+        channel.queue_declare(queue, durable=True, arguments=arguments)
         return channel
     except pika.exceptions.ChannelClosedByBroker as refused:
         if refused.reply_code != PRECONDITION_FAILED:

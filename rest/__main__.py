@@ -24,7 +24,9 @@ class RestServer(BaseApplication):
         self.cfg.set("workers", self.settings.gunicorn_workers)
         self.cfg.set("threads", self.settings.gunicorn_threads)
         self.cfg.set("timeout", 120)
-        self.cfg.set("graceful_timeout", 30)  # SIGTERM: finish in-flight requests first
+        # SIGTERM: finish in-flight requests first. Kubernetes gives the pod longer than this
+        # (terminationGracePeriodSeconds) so a long upload is not cut mid-way.
+        self.cfg.set("graceful_timeout", self.settings.gunicorn_graceful_timeout)
         self.cfg.set("keepalive", 5)
         self.cfg.set("accesslog", None)  # every call is logged by the app, with its request id
         self.cfg.set("post_worker_init", _post_worker_init)

@@ -8,7 +8,14 @@ trap 'echo "${PROG:-deploy-k8s.sh}: error: unexpected failure at line $LINENO" >
 PROG=${DEPLOY_K8S_PROG:-deploy-k8s.sh}
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SERVICES=(rest worker logs)
-REQUIRED_SECRETS=(API_KEY REDIS_PASSWORD RABBITMQ_USER RABBITMQ_PASSWORD AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY)
+REQUIRED_SECRETS=(API_KEY REDIS_PASSWORD RABBITMQ_USER RABBITMQ_PASSWORD RABBITMQ_ADMIN_USER
+    RABBITMQ_ADMIN_PASSWORD RABBITMQ_ERLANG_COOKIE RABBITMQ_KEDA_USER RABBITMQ_KEDA_PASSWORD
+    AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY)
+LABEL_SELECTOR=app.kubernetes.io/part-of=imagescan
+# What a deploy owns and prunes when no longer rendered (never volumes or the namespace).
+PRUNED_KINDS=deployments,statefulsets,services,configmaps,secrets,ingresses,horizontalpodautoscalers,networkpolicies,poddisruptionbudgets,serviceaccounts,roles,rolebindings
+PRUNED_CUSTOM_KINDS=(scaledobjects.keda.sh triggerauthentications.keda.sh servicemonitors.monitoring.coreos.com
+    podmonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com)
 
 usage() {
     cat <<EOF
@@ -26,10 +33,21 @@ fi)
 Options (environment variable in brackets):
   --registry REG      image registry [IMAGESCAN_REGISTRY]; default gcr.io/PROJECT
   --project ID        cloud project of the default registry [PROJECT, GOOGLE_CLOUD_PROJECT]
-  --tag TAG           image tag [IMAGESCAN_TAG]; default: git commit (+ -dirty-TIME)
+  --tag TAG           image tag [IMAGESCAN_TAG]; default: the git commit. Pods run the
+                        pushed images by digest
+  --allow-dirty       deploy from a git tree with uncommitted changes (refused otherwise)
   --namespace NS      Kubernetes namespace [IMAGESCAN_NAMESPACE]; default imagescan
   --context CTX       kubectl context [KUBE_CONTEXT]; default: kubectl's current context
-  --endpoint KIND     loadbalancer | ingress [IMAGESCAN_ENDPOINT]; default loadbalancer
+  --overlay NAME      base | development | production [IMAGESCAN_OVERLAY]; default base
+                        production: three-node RabbitMQ, Redis with Sentinels (k8s/overlays)
+  --endpoint KIND     loadbalancer | ingress [IMAGESCAN_ENDPOINT]; default loadbalancer,
+                        ingress (HTTPS) with --overlay production
+  --ingress-host NAME DNS name of the Ingress and its certificate [IMAGESCAN_INGRESS_HOST]
+  --ingress-class C   ingressClassName [IMAGESCAN_INGRESS_CLASS]; default nginx
+  --storage-class SC  StorageClass of the Redis/RabbitMQ volumes [IMAGESCAN_STORAGE_CLASS];
+                        default: the overlay's (production: standard-rwo), else the cluster's
+  --reset-scale       set rest/worker replicas to the manifests' count (default: keep the
+                        count in the cluster, e.g. after kubectl scale)
   --autoscale MODE    none | cpu | keda [IMAGESCAN_AUTOSCALE]; default none
                         cpu:  HPA on CPU for rest and worker (needs metrics-server)
                         keda: HPA on CPU for rest, KEDA on queue depth for worker
@@ -40,12 +58,17 @@ Options (environment variable in brackets):
   --platform P        build for this platform, e.g. linux/amd64 [IMAGESCAN_PLATFORM]
   --skip-build        deploy images already pushed under --tag
   --timeout DUR       how long to wait for each rollout [IMAGESCAN_TIMEOUT]; default 10m
-  --endpoint-wait S   seconds to wait for the external IP [IMAGESCAN_ENDPOINT_WAIT]; default 300
+  --endpoint-wait S   seconds to wait for the external address [IMAGESCAN_ENDPOINT_WAIT];
+                        default 300. The previous endpoint is removed only once the new one
+                        has an address; without one the deploy fails
   --render            print the rendered manifests (secret values redacted) and exit
   --dry-run           print the commands and the rendered manifests, run nothing
   -h, --help          this help
 
-Tools: kubectl (kustomize built in); docker, or podman [CONTAINER_TOOL] to build.
+Objects of an earlier deploy (label $LABEL_SELECTOR) that this one does not render
+are deleted (pruned) after the rollout; volumes are kept.
+
+Tools: kubectl (kustomize built in); docker, or podman [CONTAINER_TOOL] to build; awk, sort.
 EOF
 }
 
@@ -66,7 +89,13 @@ parse_args() {
     TAG=${IMAGESCAN_TAG:-}
     NAMESPACE=${IMAGESCAN_NAMESPACE:-imagescan}
     CONTEXT=${KUBE_CONTEXT:-}
-    ENDPOINT=${IMAGESCAN_ENDPOINT:-loadbalancer}
+    OVERLAY=${IMAGESCAN_OVERLAY:-base}
+    ENDPOINT=${IMAGESCAN_ENDPOINT:-}
+    INGRESS_HOST=${IMAGESCAN_INGRESS_HOST:-}
+    INGRESS_CLASS=${IMAGESCAN_INGRESS_CLASS:-nginx}
+    STORAGE_CLASS=${IMAGESCAN_STORAGE_CLASS:-}
+    ALLOW_DIRTY=0
+    RESET_SCALE=0
     AUTOSCALE=${IMAGESCAN_AUTOSCALE:-none}
     MONITORING=${IMAGESCAN_MONITORING:-0}
     SECRETS_ENV=${IMAGESCAN_SECRETS_ENV:-$REPO_ROOT/k8s/secrets.env}
@@ -85,6 +114,12 @@ parse_args() {
             --namespace) NAMESPACE=$(value_of "$@"); shift ;;
             --context) CONTEXT=$(value_of "$@"); shift ;;
             --endpoint) ENDPOINT=$(value_of "$@"); shift ;;
+            --overlay) OVERLAY=$(value_of "$@"); shift ;;
+            --ingress-host) INGRESS_HOST=$(value_of "$@"); shift ;;
+            --ingress-class) INGRESS_CLASS=$(value_of "$@"); shift ;;
+            --storage-class) STORAGE_CLASS=$(value_of "$@"); shift ;;
+            --allow-dirty) ALLOW_DIRTY=1 ;;
+            --reset-scale) RESET_SCALE=1 ;;
             --autoscale) AUTOSCALE=$(value_of "$@"); shift ;;
             --secrets-env) SECRETS_ENV=$(value_of "$@"); shift ;;
             --platform) PLATFORM=$(value_of "$@"); shift ;;
@@ -99,6 +134,10 @@ parse_args() {
         esac
         shift
     done
+    case $OVERLAY in base | development | production) ;; *) die "--overlay must be base, development or production, not '$OVERLAY'" ;; esac
+    if [[ -z $ENDPOINT ]]; then
+        if [[ $OVERLAY == production ]]; then ENDPOINT=ingress; else ENDPOINT=loadbalancer; fi
+    fi
     case $ENDPOINT in loadbalancer | ingress) ;; *) die "--endpoint must be loadbalancer or ingress, not '$ENDPOINT'" ;; esac
     case $AUTOSCALE in none | cpu | keda) ;; *) die "--autoscale must be none, cpu or keda, not '$AUTOSCALE'" ;; esac
     case $ONLY in '' | rest) ;; *) die "--only accepts only 'rest', not '$ONLY'" ;; esac
@@ -152,12 +191,23 @@ resolve_registry() {
     REGISTRY=${REGISTRY%/}
 }
 
+# Images are built from what is committed: a deploy from a tree with uncommitted changes
+# would run code no commit describes.
+check_clean_tree() {
+    git -C "$REPO_ROOT" rev-parse --git-dir >/dev/null 2>&1 || return 0
+    [[ -z $(git -C "$REPO_ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]] && return
+    if ((ALLOW_DIRTY)); then
+        DIRTY=1
+        note "warning: deploying uncommitted changes (--allow-dirty)"
+    elif [[ $MODE == deploy ]]; then
+        die "the git tree has uncommitted changes: commit them, or pass --allow-dirty"
+    fi
+}
+
 resolve_tag() {
     [[ -n $TAG ]] && return
     if TAG=$(git -C "$REPO_ROOT" rev-parse --short=12 HEAD 2>/dev/null); then
-        if [[ -n $(git -C "$REPO_ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
-            TAG+=-dirty-$(date -u +%Y%m%d%H%M%S)
-        fi
+        if ((${DIRTY:-0})); then TAG+=-dirty-$(date -u +%Y%m%d%H%M%S); fi
     else
         TAG=build-$(date -u +%Y%m%d%H%M%S)
     fi
@@ -218,8 +268,8 @@ write_secrets_env() { # write_secrets_env TARGET
     done
     value=$(env_value "$SECRETS_ENV" RABBITMQ_AMQP_URI)
     if [[ -z $value ]]; then # the KEDA scaler connects from another namespace: full name
-        user=$(env_value "$SECRETS_ENV" RABBITMQ_USER)
-        password=$(env_value "$SECRETS_ENV" RABBITMQ_PASSWORD)
+        user=$(env_value "$SECRETS_ENV" RABBITMQ_KEDA_USER)
+        password=$(env_value "$SECRETS_ENV" RABBITMQ_KEDA_PASSWORD)
         vhost=$(env_value "$REPO_ROOT/k8s/base/settings.env" RABBITMQ_VHOST)
         value="amqp://$(urlencode "$user"):$(urlencode "$password")@rabbitmq.$NAMESPACE.svc:5672/$(urlencode "${vhost:-/}")"
     fi
@@ -238,41 +288,8 @@ components() {
     return 0
 }
 
-# A throw-away overlay over a copy of k8s/: namespace, components, image names and secrets.
-render_manifests() { # render_manifests WORKDIR OUTPUT
-    local work=$1 output=$2 overlay=$1/k8s/deploy service component
-    local chosen=()
-    while read -r component; do chosen+=("$component"); done < <(components)
-    cp -R "$REPO_ROOT/k8s" "$work/k8s"
-    rm -rf "$overlay" && mkdir -p "$overlay"
-    write_secrets_env "$overlay/secrets.env"
-    {
-        echo "apiVersion: kustomize.config.k8s.io/v1beta1"
-        echo "kind: Kustomization"
-        echo "namespace: $NAMESPACE"
-        echo "resources:"
-        echo "  - ../base"
-        if ((${#chosen[@]})); then
-            echo "components:"
-            for component in "${chosen[@]}"; do echo "  - ../components/$component"; done
-        fi
-        echo "images:"
-        for service in rest worker logs; do
-            echo "  - name: imagescan-$service"
-            echo "    newName: $REGISTRY/imagescan-$service"
-            echo "    newTag: \"$TAG\""
-        done
-        # Pods restart when the secrets change: the Secret keeps a fixed name (see base).
-        echo "commonAnnotations:"
-        echo "  imagescan.io/secrets-checksum: $(sha256sum <"$overlay/secrets.env" | cut -c1-16)"
-        echo "secretGenerator:"
-        echo "  - name: imagescan-secrets"
-        echo "    behavior: merge"
-        echo "    envs:"
-        echo "      - secrets.env"
-    } >"$overlay/kustomization.yaml"
-    "$KUBECTL" kustomize "$overlay" >"$output" || die "kubectl kustomize failed on the generated overlay"
-}
+# shellcheck source=scripts/deploy-k8s-render.sh
+source "$REPO_ROOT/scripts/deploy-k8s-render.sh"
 
 # ---- running ------------------------------------------------------------------------------
 
@@ -343,20 +360,36 @@ apply_manifests() { # apply_manifests FILE
     fi
 }
 
-# Keep exactly one external endpoint and one autoscaler per workload when a deploy
-# switches --endpoint or --autoscale: delete what the previous choice created.
-remove_unselected() {
-    if [[ $ENDPOINT == ingress ]]; then
-        kube delete service rest-public --ignore-not-found
-    else
-        kube delete ingress rest --ignore-not-found
+# Delete what an earlier deploy created and this one does not render (another endpoint,
+# autoscaler or component, an old generated ConfigMap): objects carrying the stack's label
+# only, never volumes. With --only rest, only objects of the rest tier.
+prune_stale() {
+    local rendered live object kinds=$PRUNED_KINDS selector=$LABEL_SELECTOR custom
+    [[ $ONLY == rest ]] && selector+=,app.kubernetes.io/name=rest
+    for custom in "${PRUNED_CUSTOM_KINDS[@]}"; do
+        if [[ $MODE == deploy ]] && exists crd "$custom"; then kinds+=,$custom; fi
+    done
+    rendered=$(awk '/^---$/ { kind = "" } /^kind: / { kind = $2 }
+                    /^  name: / && kind != "" { print kind "/" $2; kind = "" }' "$1")
+    if [[ $MODE == dry-run ]]; then
+        kube get "$kinds" -l "$selector" -o name
+        return
     fi
-    [[ $AUTOSCALE != none ]] || kube delete hpa rest --ignore-not-found
-    [[ $ONLY == rest ]] && return
-    [[ $AUTOSCALE == cpu ]] || kube delete hpa worker --ignore-not-found
-    if [[ $AUTOSCALE != keda ]] && exists crd scaledobjects.keda.sh; then
-        kube delete scaledobject worker --ignore-not-found
-    fi
+    live=$(kube get "$kinds" -l "$selector" \
+        -o 'jsonpath={range .items[*]}{.kind}/{.metadata.name}{"\n"}{end}') || die "listing the deployed objects failed"
+    while read -r object; do
+        [[ -z $object ]] && continue
+        grep -qxF "$object" <<<"$rendered" && continue
+        note "pruning $object (not part of this deploy)"
+        kube delete "$object" --ignore-not-found || die "deleting $object failed"
+    done <<<"$live"
+}
+
+sync_rabbitmq_users() {
+    [[ $ONLY == rest ]] && return 0
+    local args=(--namespace "$NAMESPACE" --context "$CONTEXT" --secrets-env "$SECRETS_ENV")
+    [[ $MODE == dry-run ]] && args+=(--dry-run)
+    KUBECTL=$KUBECTL "$REPO_ROOT/scripts/rabbitmq-users.sh" "${args[@]}" || die "setting the RabbitMQ users failed"
 }
 
 wait_for_rollouts() {
@@ -365,13 +398,16 @@ wait_for_rollouts() {
         set -- deployment/rest
     else
         set -- statefulset/redis statefulset/rabbitmq deployment/rest deployment/worker deployment/logs
+        [[ $OVERLAY == production ]] && set -- "$@" statefulset/redis-sentinel
     fi
     for workload in "$@"; do
         kube rollout status "$workload" --timeout "$TIMEOUT" || die "$workload did not become ready within $TIMEOUT (see: kubectl -n $NAMESPACE describe $workload)"
     done
 }
 
-print_endpoint() {
+# Waits for the new endpoint's address; the deploy fails (and the previous endpoint stays,
+# as prune_stale has not run) when none arrives within --endpoint-wait.
+wait_for_endpoint() {
     local resource address waited=0
     if [[ $ENDPOINT == ingress ]]; then resource=ingress/rest; else resource=service/rest-public; fi
     local jsonpath='{.status.loadBalancer.ingress[0].ip}{.status.loadBalancer.ingress[0].hostname}'
@@ -385,30 +421,36 @@ print_endpoint() {
         sleep 5
         waited=$((waited + 5))
     done
-    if [[ -n $address ]]; then
-        echo "External endpoint: http://$address/"
-        if [[ $ENDPOINT == loadbalancer ]]; then echo "                   http://$address:5000/"; fi
+    [[ -n $address ]] || die "$resource got no external address within ${ENDPOINT_WAIT}s; the previous endpoint (if any) was kept. Watch it with: kubectl --namespace $NAMESPACE get $resource --watch, then deploy again"
+    if [[ $ENDPOINT == ingress ]]; then
+        echo "External endpoint: https://${INGRESS_HOST:-$address}/ (address $address)"
     else
-        echo "No external address yet; watch for it with: kubectl --namespace $NAMESPACE get $resource --watch"
+        echo "External endpoint: http://$address/"
+        echo "                   http://$address:5000/"
     fi
 }
 
 main() {
     parse_args "$@"
     find_kubectl
-    ((SKIP_BUILD)) || [[ $MODE == render ]] || find_container_tool
+    [[ $MODE == render ]] || find_container_tool
     resolve_registry
+    check_clean_tree
     resolve_tag
     [[ $MODE == render ]] || resolve_context
+    if [[ $MODE == deploy && $ENDPOINT == ingress && -z $INGRESS_HOST ]]; then
+        die "--endpoint ingress needs --ingress-host NAME: the DNS name its TLS certificate is for"
+    fi
 
     # Private scratch space: it holds the real secrets during a deploy.
     WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/imagescan-deploy.XXXXXX")
     trap 'rm -rf "$WORKDIR"' EXIT
     chmod 700 "$WORKDIR"
     local manifests=$WORKDIR/manifests.yaml
-    render_manifests "$WORKDIR" "$manifests"
 
+    write_secrets_env "$WORKDIR/secrets.env" # fails on a missing or placeholder secret, before building
     if [[ $MODE == render ]]; then
+        render_manifests "$WORKDIR" "$manifests"
         cat "$manifests"
         return
     fi
@@ -416,15 +458,20 @@ main() {
         "(context ${CONTEXT/#CURRENT-CONTEXT/kubectl\'s current one})"
     check_cluster_prerequisites
     ((SKIP_BUILD)) || build_and_push
+    resolve_digests
+    render_manifests "$WORKDIR" "$manifests"
     if [[ $MODE == dry-run ]]; then
         echo "# ---- rendered manifests (secret values redacted) ----"
         cat "$manifests"
         echo "# ---- end of rendered manifests ----"
     fi
+    # A changed broker password is set on the broker before the pods that use it restart.
+    if [[ $ONLY != rest ]] && exists statefulset rabbitmq; then sync_rabbitmq_users; fi
     apply_manifests "$manifests"
-    remove_unselected
     wait_for_rollouts
-    print_endpoint
+    sync_rabbitmq_users
+    wait_for_endpoint
+    prune_stale "$manifests"
 }
 
 main "$@"

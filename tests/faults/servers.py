@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pika
@@ -59,18 +60,19 @@ def _stop_group(process: subprocess.Popen, sig: int, timeout: float) -> None:
 
 
 class RedisServer:
-    def __init__(self, root: Path, appendfsync: str = "everysec"):
-        self.dir = root / "redis"
+    def __init__(self, root: Path, appendfsync: str = "everysec", name: str = "redis", extra_args=()):
+        self.dir = root / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.appendfsync = appendfsync
+        self.extra_args = list(extra_args)  # e.g. --replicaof 127.0.0.1 PORT
         self.process: subprocess.Popen | None = None
 
     def start(self) -> RedisServer:
         self.process = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
              "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no",
-             "--logfile", str(self.dir / "redis.log")],
+             "--logfile", str(self.dir / "redis.log"), *self.extra_args],
             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=1)
@@ -94,20 +96,27 @@ class RedisServer:
 
 
 class RabbitServer:
-    def __init__(self, root: Path):
-        self.dir = root / "rabbitmq"
+    def __init__(self, root: Path, name: str = "rabbitmq", epmd_port: int | None = None,
+                 home: Path | None = None):
+        self.dir = root / name
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "plugins").write_text("[].\n")
         self.port = free_port()
         self.dist_port = free_port()
         # A private epmd: the node never depends on (or disturbs) another RabbitMQ's epmd.
-        self.epmd_port = free_port()
+        # Nodes of one cluster share theirs (a node finds its peers' ports through it).
+        self.epmd_port = epmd_port or free_port()
+        self.home = home  # holds the .erlang.cookie (shared by the nodes of a cluster)
         self.process: subprocess.Popen | None = None
+
+    @property
+    def node(self) -> str:
+        return f"imagescan-fault-{self.port}@localhost"
 
     def env(self) -> dict:
         return {
             **os.environ,
-            "RABBITMQ_NODENAME": f"imagescan-fault-{self.port}@localhost",
+            "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
@@ -118,16 +127,16 @@ class RabbitServer:
             "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),  # kept across restarts
             "RABBITMQ_LOG_BASE": str(self.dir / "log"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "plugins"),
-            "HOME": os.environ.get("HOME") or str(self.dir),
+            "HOME": str(self.home) if self.home else os.environ.get("HOME") or str(self.dir),
         }
 
-    def start(self) -> RabbitServer:
+    def start(self, timeout: float = 90) -> RabbitServer:
         with open(self.dir / "stdout.log", "ab") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
                 [RABBITMQ_SERVER], env=self.env(), start_new_session=True,
                 stdout=log, stderr=subprocess.STDOUT,
             )
-        wait_until(self._accepts_amqp, 90, "RabbitMQ to accept AMQP connections", interval=0.3)
+        wait_until(self._accepts_amqp, timeout, "RabbitMQ to accept AMQP connections", interval=0.3)
         return self
 
     def _accepts_amqp(self) -> bool:
@@ -202,3 +211,148 @@ class WorkerProcess:
                 except ValueError:
                     pass
         return found
+
+
+class RabbitCluster:
+    """Three RabbitMQ nodes on loopback joined with `rabbitmqctl join_cluster`: one epmd, one
+    Erlang cookie, a node name, ports and data directories each."""
+
+    def __init__(self, root: Path, size: int = 3):
+        home = root / "cluster-home"
+        home.mkdir(parents=True, exist_ok=True)
+        cookie = home / ".erlang.cookie"
+        cookie.write_text("imagescan-test-cluster-cookie")
+        cookie.chmod(0o400)
+        epmd = free_port()
+        self.nodes = [RabbitServer(root, f"rabbit{i}", epmd_port=epmd, home=home) for i in range(size)]
+
+    def start(self) -> RabbitCluster:
+        try:
+            self._form()
+        except BaseException:
+            self.shutdown()  # no node outlives a cluster that failed to form
+            raise
+        return self
+
+    def _form(self) -> None:
+        with ThreadPoolExecutor(len(self.nodes)) as pool:  # boot in parallel: seconds each
+            # Three Erlang VMs booting at once on a busy machine: allow them longer than one.
+            list(pool.map(self._boot, self.nodes))
+        first = self.nodes[0]
+        for node in self.nodes[1:]:
+            node.ctl("stop_app")
+            node.ctl("join_cluster", first.node)
+            node.ctl("start_app")
+        status = json.loads(first.ctl("cluster_status", "--formatter", "json", "-q"))
+        assert len(status["running_nodes"]) == len(self.nodes), status["running_nodes"]
+
+    @staticmethod
+    def _boot(node: RabbitServer, attempts: int = 3) -> None:
+        """Start a node; on a port taken since free_port() chose it (other test runs share
+        the machine), choose new ports and start again."""
+        for attempt in range(attempts):
+            try:
+                node.start(timeout=240)
+                return
+            except AssertionError:
+                node.stop(signal.SIGKILL)
+                if attempt == attempts - 1 or "eaddrinuse" not in (node.dir / "stdout.log").read_text(errors="replace"):
+                    raise
+                (node.dir / "stdout.log").unlink()
+                node.port, node.dist_port = free_port(), free_port()
+
+    @property
+    def addresses(self) -> str:
+        return ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def alive(self) -> list[RabbitServer]:
+        return [node for node in self.nodes if node.process.poll() is None]
+
+    def queue_members(self, queue: str) -> tuple[str, list[str]]:
+        """(leader node, member nodes) of a quorum queue, asked of a running node."""
+        out = self.alive()[0].ctl("list_queues", "name", "leader", "members", "--formatter", "json", "-q")
+        entry = next(q for q in json.loads(out) if q["name"] == queue)
+        return entry["leader"], entry["members"]
+
+    def by_node(self, node_name: str) -> RabbitServer:
+        return next(node for node in self.nodes if node.node == node_name)
+
+    def shutdown(self) -> None:
+        for node in self.nodes:
+            node.stop(signal.SIGKILL)  # a node never started has no process: nothing to do
+        # The shared epmd refuses to stop while a dying node is still registered: ask again.
+        for _ in range(20):
+            answer = subprocess.run(["epmd", "-port", str(self.nodes[0].epmd_port), "-kill"],
+                                    env=self.nodes[0].env(), capture_output=True, text=True, timeout=10,
+                                    check=False)
+            if answer.stdout.strip() == "Killed" or "cannot connect" in (answer.stderr + answer.stdout).lower():
+                return
+            time.sleep(0.5)
+
+
+class SentinelGroup:
+    """A Redis master, a replica and three Sentinels (quorum 2) on loopback."""
+
+    MASTER_NAME = "imagescan"
+
+    def __init__(self, root: Path):
+        self.master = RedisServer(root, name="redis-a")
+        self.replica = RedisServer(root, name="redis-b")
+        self.sentinels: list[subprocess.Popen] = []
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.root = root
+
+    def start(self) -> SentinelGroup:
+        try:
+            self._form()
+        except BaseException:
+            self.shutdown()  # no server outlives a group that failed to form
+            raise
+        return self
+
+    def _form(self) -> None:
+        # As in k8s/components/redis-sentinel/redis.conf: no writes without a replica in sync.
+        self.master.extra_args = ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "10"]
+        self.master.start()
+        self.replica.extra_args = ["--replicaof", "127.0.0.1", str(self.master.port)]
+        self.replica.start()
+        wait_until(lambda: self.master.client().info("replication")["connected_slaves"] == 1, 20,
+                   "the replica to connect")
+        for number, port in enumerate(self.sentinel_ports):
+            directory = self.root / f"sentinel{number}"
+            directory.mkdir()
+            (directory / "sentinel.conf").write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+                f"sentinel monitor {self.MASTER_NAME} 127.0.0.1 {self.master.port} 2\n"
+                f"sentinel down-after-milliseconds {self.MASTER_NAME} 2000\n"
+                f"sentinel failover-timeout {self.MASTER_NAME} 10000\n"
+                f"sentinel parallel-syncs {self.MASTER_NAME} 1\n"
+            )
+            self.sentinels.append(subprocess.Popen(
+                [REDIS_SERVER, str(directory / "sentinel.conf"), "--sentinel", "--logfile",
+                 str(directory / "sentinel.log")],
+                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_until(lambda: all(self._sentinel_sees_all(port) for port in self.sentinel_ports), 30,
+                   "every Sentinel to know the replica and the other Sentinels")
+
+    def _sentinel_sees_all(self, port: int) -> bool:
+        try:
+            client = redis.Redis(port=port, socket_timeout=1)
+            master = client.sentinel_master(self.MASTER_NAME)
+            return master["num-slaves"] >= 1 and master["num-other-sentinels"] >= 2
+        except redis.RedisError:
+            return False
+
+    @property
+    def addresses(self) -> str:
+        return ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+
+    def current_master_port(self) -> int:
+        client = redis.Redis(port=self.sentinel_ports[0], socket_timeout=1)
+        return int(client.sentinel_get_master_addr_by_name(self.MASTER_NAME)[1])
+
+    def shutdown(self) -> None:
+        for sentinel in self.sentinels:
+            _stop_group(sentinel, signal.SIGTERM, 10)
+        self.master.stop(signal.SIGKILL)
+        self.replica.stop(signal.SIGKILL)

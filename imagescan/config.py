@@ -19,6 +19,10 @@ class ConfigError(ValueError):
     """A setting has a value the service cannot run with."""
 
 
+class Addresses(tuple):
+    """The type of a HOST[:PORT],... setting: (host, port) pairs."""
+
+
 class Setting(NamedTuple):
     name: str  # the Settings field
     env: str  # the environment variable
@@ -92,9 +96,6 @@ SETTINGS: tuple[Setting, ...] = (
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
-
-class Addresses(tuple):
-    """The type of a HOST[:PORT],... setting: (host, port) pairs."""
 
 
 def _number(setting: Setting, raw: str, kind: type):

@@ -37,7 +37,9 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 PLAYABLE = ("Deployment", "ConfigMap")
-DROPPED = ("Namespace", "Service", "NetworkPolicy", "PodDisruptionBudget", "Secret", "StatefulSet")
+# A single host has no API server: identities, policies and budgets have nothing to act on.
+DROPPED = ("Namespace", "Service", "NetworkPolicy", "PodDisruptionBudget", "Secret", "StatefulSet",
+           "ServiceAccount", "Role", "RoleBinding")
 LOOPBACK = "127.0.0.1"
 SECRET_NAME = "imagescan-secrets"
 
@@ -71,9 +73,22 @@ def prefix_volumes(workload: str, pod_spec: dict) -> None:
     renamed = {v["name"]: f"imagescan-e2e-{workload}-{v['name']}" for v in pod_spec.get("volumes", [])}
     for volume in pod_spec.get("volumes", []):
         volume["name"] = renamed[volume["name"]]
-    for container in pod_spec["containers"]:
+    for container in all_containers(pod_spec):
         for mount in container.get("volumeMounts", []):
             mount["name"] = renamed[mount["name"]]
+
+
+def all_containers(pod_spec: dict) -> list[dict]:
+    return [*pod_spec.get("initContainers", []), *pod_spec["containers"]]
+
+
+def secret_volumes_from_configmap(pod_spec: dict) -> None:
+    """A volume of the Secret's keys reads the ConfigMap that stands in for it."""
+    for volume in pod_spec.get("volumes", []):
+        if "secret" in volume:
+            secret = volume.pop("secret")
+            volume["configMap"] = {"name": secret["secretName"],
+                                   **({"items": secret["items"]} if "items" in secret else {})}
 
 
 def expand_references(container: dict, configmaps: dict[str, dict]) -> None:
@@ -149,6 +164,8 @@ def move_redis(container: dict, ports: dict) -> None:
         command = container.get(probe, {}).get("exec", {}).get("command", [])
         if command[:1] == ["redis-cli"]:
             command[1:1] = ["-p", str(ports["redis"])]
+        elif command[:2] == ["sh", "-c"]:  # a script: every redis-cli in it names the port
+            command[2] = re.sub(r"\bredis-cli\b", f"redis-cli -p {ports['redis']}", command[2])
 
 
 def move_rabbitmq(container: dict, ports: dict) -> None:
@@ -159,6 +176,12 @@ def move_rabbitmq(container: dict, ports: dict) -> None:
     set_env(container, "RABBITMQ_DIST_PORT", str(ports["rabbitmq_dist"]))
     set_env(container, "ERL_EPMD_PORT", str(ports["epmd"]))
     set_container_port(container, ports["rabbitmq"])
+
+
+def move_metrics(container: dict, port: int) -> None:
+    """The worker's and the logs service's metrics port (METRICS_PORT), one of its own each."""
+    set_env(container, "METRICS_PORT", str(port))
+    set_container_port(container, port)
 
 
 MOVES = {"redis": move_redis, "rabbitmq": move_rabbitmq}
@@ -175,7 +198,8 @@ def convert(docs: list[dict], ports: dict, secrets: dict[str, str], s3_url: str 
     configs = [secrets_as_configmap({k: secrets[k] for k in secret["data"]})]
     for doc in docs:
         if doc["kind"] == "ConfigMap":
-            doc["data"] = settings_for_loopback(doc["data"], ports, s3_url)
+            if "REDIS_HOST" in doc["data"]:  # the services' settings (others are files, e.g. RabbitMQ's)
+                doc["data"] = settings_for_loopback(doc["data"], ports, s3_url)
             configs.append(doc)
     by_name = {c["metadata"]["name"]: c["data"] for c in configs}
     workloads: dict[str, list[dict]] = {}
@@ -186,12 +210,16 @@ def convert(docs: list[dict], ports: dict, secrets: dict[str, str], s3_url: str 
             workload["spec"]["replicas"] = 1
             pod_spec = workload["spec"]["template"]["spec"]
             prefix_volumes(name, pod_spec)
-            for container in pod_spec["containers"]:
+            secret_volumes_from_configmap(pod_spec)
+            for container in all_containers(pod_spec):
                 read_secrets_from_configmap(container)
                 expand_references(container, by_name)
+            for container in pod_spec["containers"]:
                 MOVES.get(name, lambda *_: None)(container, ports)
                 if name == "rest":
                     set_container_port(container, ports["rest"])
+                elif f"{name}_metrics" in ports:
+                    move_metrics(container, ports[f"{name}_metrics"])
             workloads[name] = [workload]
     return {"config": configs, **workloads}
 

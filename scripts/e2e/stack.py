@@ -80,6 +80,11 @@ def secret_values(rendered: Path, ports: dict) -> dict[str, str]:
     keys = next(d for d in yaml.safe_load_all(rendered.read_text())
                 if d and d["kind"] == "Secret")["data"]
     values = {key: ("imagescan" if key.endswith("_USER") else secrets.token_hex(16)) for key in keys}
+    # No deploy script runs here to create the services' broker user (scripts/rabbitmq-users.sh):
+    # on this single host they log in as the broker's first user.
+    if "RABBITMQ_ADMIN_USER" in values:
+        values["RABBITMQ_ADMIN_USER"], values["RABBITMQ_ADMIN_PASSWORD"] = (
+            values["RABBITMQ_USER"], values["RABBITMQ_PASSWORD"])
     if "RABBITMQ_AMQP_URI" in values:
         values["RABBITMQ_AMQP_URI"] = (f"amqp://{values['RABBITMQ_USER']}:{values['RABBITMQ_PASSWORD']}"
                                        f"@127.0.0.1:{ports['rabbitmq']}/")
@@ -179,7 +184,8 @@ def run(workdir: Path) -> dict:
     figures["build_seconds"] = build_images(workdir)
     figures["image_bytes"] = image_sizes()
     rendered = render(workdir)
-    ports = {name: free_port() for name in ("rest", "redis", "rabbitmq", "rabbitmq_dist", "epmd")}
+    ports = {name: free_port() for name in ("rest", "redis", "rabbitmq", "rabbitmq_dist", "epmd",
+                                            "worker_metrics", "logs_metrics")}
     blob_store = podman_manifests.rendered_setting(rendered, "BLOB_STORE")
     s3 = None
     if blob_store == "s3":

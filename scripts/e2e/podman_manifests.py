@@ -18,8 +18,12 @@ resources, security context) stays as rendered, except for:
   are supplied as a ConfigMap of the same name and the secretKeyRefs read that ConfigMap;
 - ports: each service listens on a port of its own, and the containers' port lists go
   (nothing is published on the host network);
-- Services, NetworkPolicies, PodDisruptionBudgets and the Namespace are dropped (podman does
-  not implement them; host networking replaces the Services).
+- Services, NetworkPolicies, PodDisruptionBudgets, ServiceAccounts, Roles and the Namespace
+  are dropped (podman does not implement them; host networking replaces the Services);
+- volumes of the Secret's keys read the ConfigMap standing in for it;
+- init containers are dropped (podman 4.3 cannot bring up a pod with one; the only one,
+  RabbitMQ's, copies the Erlang cookie a cluster shares, which a single node does not need);
+- the broker's first user is the services' user (no deploy script creates users here).
 
 It writes one OUTDIR/configmap-<name>.yaml per ConfigMap (`kube play --configmap` reads one
 ConfigMap per file) and one OUTDIR/<workload>.yaml per workload.
@@ -209,6 +213,11 @@ def convert(docs: list[dict], ports: dict, secrets: dict[str, str], s3_url: str 
             name = workload["metadata"]["name"]
             workload["spec"]["replicas"] = 1
             pod_spec = workload["spec"]["template"]["spec"]
+            # Podman 4.3 fails to bring up a pod with an init container ("failed to remove once
+            # init container ... as it is running"). The only one, RabbitMQ's, copies the Erlang
+            # cookie every node of a cluster shares; a single node shares it with nobody and
+            # makes its own.
+            pod_spec.pop("initContainers", None)
             prefix_volumes(name, pod_spec)
             secret_volumes_from_configmap(pod_spec)
             for container in all_containers(pod_spec):

@@ -55,12 +55,15 @@ def connection_parameters(settings: Settings, *, heartbeat: int = 30,
 def connect(settings: Settings, *, heartbeat: int = 30) -> pika.BlockingConnection:
     """A connection to the first node of RABBITMQ_HOSTS that answers, starting at a random
     one so that the services spread over the cluster; a lost node is skipped."""
+    return pika.BlockingConnection(every_node(settings, heartbeat=heartbeat))
+
+
+def every_node(settings: Settings, *, heartbeat: int = 30) -> list[pika.ConnectionParameters]:
+    """Parameters for each node of RABBITMQ_HOSTS (or RABBITMQ_HOST), from a random one on."""
     addresses = list(settings.rabbitmq_addresses)
     start = random.randrange(len(addresses))
     ordered = addresses[start:] + addresses[:start]
-    return pika.BlockingConnection(
-        [connection_parameters(settings, heartbeat=heartbeat, address=address) for address in ordered]
-    )
+    return [connection_parameters(settings, heartbeat=heartbeat, address=address) for address in ordered]
 
 
 def encode_work(kind: str, **payload) -> bytes:
@@ -167,11 +170,12 @@ class Publisher:
     def _ensure_channel(self, quick: bool = False):
         if self._channel is None or not self._channel.is_open:
             self._close()
-            parameters = connection_parameters(self._settings, heartbeat=self._heartbeat)
+            nodes = every_node(self._settings, heartbeat=self._heartbeat)
             if quick:  # for a health check, which has a probe's few seconds in all
-                parameters.socket_timeout = min(parameters.socket_timeout, 1.0)
-                parameters.stack_timeout = min(parameters.stack_timeout, 2.0)
-            self._connection = pika.BlockingConnection(parameters)
+                for parameters in nodes:
+                    parameters.socket_timeout = min(parameters.socket_timeout, 1.0)
+                    parameters.stack_timeout = min(parameters.stack_timeout, 2.0)
+            self._connection = pika.BlockingConnection(nodes)
             if self._keeper is None:
                 self._keeper = threading.Thread(target=self._keep_alive, name="publisher-heartbeat",
                                                 daemon=True)

@@ -23,7 +23,9 @@ resources, security context) stays as rendered, except for:
 - volumes of the Secret's keys read the ConfigMap standing in for it;
 - init containers are dropped (podman 4.3 cannot bring up a pod with one; the only one,
   RabbitMQ's, copies the Erlang cookie a cluster shares, which a single node does not need);
-- the broker's first user is the services' user (no deploy script creates users here).
+- the broker's first user is the services' user (no deploy script creates users here);
+- a ConfigMap key mounted as one file (`subPath`, which podman 4.3 ignores) becomes a host
+  file of that content.
 
 It writes one OUTDIR/configmap-<name>.yaml per ConfigMap (`kube play --configmap` reads one
 ConfigMap per file) and one OUTDIR/<workload>.yaml per workload.
@@ -84,6 +86,25 @@ def prefix_volumes(workload: str, pod_spec: dict) -> None:
 
 def all_containers(pod_spec: dict) -> list[dict]:
     return [*pod_spec.get("initContainers", []), *pod_spec["containers"]]
+
+
+def subpath_files_as_host_files(pod_spec: dict, configmaps: dict[str, dict], files_dir: Path,
+                                files: dict[Path, str]) -> None:
+    """One key of a ConfigMap mounted as one file (`subPath`) becomes a host file of that
+    content: podman 4.3 ignores subPath (4.4 would mount the key) and would put the whole
+    ConfigMap there as a directory."""
+    volumes = {volume["name"]: volume for volume in pod_spec.get("volumes", [])}
+    for container in all_containers(pod_spec):
+        for mount in container.get("volumeMounts", []):
+            volume = volumes.get(mount["name"])
+            if not mount.get("subPath") or not volume or "configMap" not in volume:
+                continue
+            key = mount.pop("subPath")
+            name = f"{mount['name']}-{re.sub(r'[^a-z0-9]+', '-', key.lower())}"
+            path = files_dir / name
+            files[path] = configmaps[volume["configMap"]["name"]][key]
+            mount["name"] = name
+            pod_spec["volumes"].append({"name": name, "hostPath": {"path": str(path), "type": "File"}})
 
 
 def secret_volumes_from_configmap(pod_spec: dict) -> None:
@@ -191,7 +212,8 @@ def move_metrics(container: dict, port: int) -> None:
 MOVES = {"redis": move_redis, "rabbitmq": move_rabbitmq}
 
 
-def convert(docs: list[dict], ports: dict, secrets: dict[str, str], s3_url: str | None) -> dict[str, list[dict]]:
+def convert(docs: list[dict], ports: dict, secrets: dict[str, str], s3_url: str | None,
+            files_dir: Path = Path("files")) -> dict:
     unknown = sorted({d["kind"] for d in docs} - set(PLAYABLE) - set(DROPPED))
     if unknown:
         raise SystemExit(f"no podman equivalent for {unknown}")
@@ -207,6 +229,7 @@ def convert(docs: list[dict], ports: dict, secrets: dict[str, str], s3_url: str 
             configs.append(doc)
     by_name = {c["metadata"]["name"]: c["data"] for c in configs}
     workloads: dict[str, list[dict]] = {}
+    files: dict[Path, str] = {}
     for doc in docs:
         if doc["kind"] in ("Deployment", "StatefulSet"):
             workload = statefulset_as_deployment(doc) if doc["kind"] == "StatefulSet" else doc
@@ -220,6 +243,7 @@ def convert(docs: list[dict], ports: dict, secrets: dict[str, str], s3_url: str 
             pod_spec.pop("initContainers", None)
             prefix_volumes(name, pod_spec)
             secret_volumes_from_configmap(pod_spec)
+            subpath_files_as_host_files(pod_spec, by_name, files_dir, files)
             for container in all_containers(pod_spec):
                 read_secrets_from_configmap(container)
                 expand_references(container, by_name)
@@ -230,7 +254,7 @@ def convert(docs: list[dict], ports: dict, secrets: dict[str, str], s3_url: str 
                 elif f"{name}_metrics" in ports:
                     move_metrics(container, ports[f"{name}_metrics"])
             workloads[name] = [workload]
-    return {"config": configs, **workloads}
+    return {"config": configs, "files": files, **workloads}
 
 
 def main(argv: list[str]) -> int:
@@ -250,9 +274,12 @@ def main(argv: list[str]) -> int:
 def write(files: dict[str, list[dict]], outdir: Path) -> list[str]:
     """The files kube play reads; returns the workload names."""
     outdir.mkdir(parents=True, exist_ok=True)
+    for path, content in files.get("files", {}).items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
     for configmap in files["config"]:
         (outdir / f"configmap-{configmap['metadata']['name']}.yaml").write_text(yaml.safe_dump(configmap))
-    workloads = sorted(name for name in files if name != "config")
+    workloads = sorted(name for name in files if name not in ("config", "files"))
     for name in workloads:
         (outdir / f"{name}.yaml").write_text(yaml.safe_dump_all(files[name], sort_keys=False))
     return workloads

@@ -197,7 +197,7 @@ def run(workdir: Path) -> dict:
     if s3_url:
         create_bucket(s3_url, rendered, values)
     outdir = workdir / "podman"
-    podman_manifests.write(podman_manifests.convert(docs, ports, values, s3_url), outdir)
+    podman_manifests.write(podman_manifests.convert(docs, ports, values, s3_url, outdir / "files"), outdir)
     stack = Stack(outdir)
     try:
         figures.update(drive.run_stack(stack, ports, values, s3_url, blob_store))

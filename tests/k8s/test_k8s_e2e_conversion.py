@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import re
 import sys
+from pathlib import Path
 
 import pytest
 from k8s_support import REPO_ROOT
@@ -60,7 +61,7 @@ def rendered_workload(rendered: list[dict], name: str) -> dict:
 
 
 def test_podman_gets_one_deployment_per_workload_and_the_configmaps(converted):
-    assert set(converted) == WORKLOADS | {"config"}
+    assert set(converted) == WORKLOADS | {"config", "files"}
     for name in WORKLOADS:
         (doc,) = converted[name]
         assert (doc["kind"], doc["spec"]["replicas"]) == ("Deployment", 1)
@@ -119,7 +120,8 @@ def test_every_volume_is_private_to_its_workload_and_claims_become_empty_dirs(co
         names += [v["name"] for v in pod.get("volumes", [])]
         for volume in pod.get("volumes", []):
             # Claims become emptyDirs; files from a ConfigMap (RabbitMQ's settings) stay as they are.
-            assert ("emptyDir" in volume or "configMap" in volume) and volume["name"].startswith(f"imagescan-e2e-{name}-")
+            assert ("emptyDir" in volume or "configMap" in volume or volume.get("hostPath", {}).get("type") == "File")
+            assert volume["name"].startswith(f"imagescan-e2e-{name}-")
     assert len(names) == len(set(names))
     assert any(n.endswith("redis-data") for n in names) and any(n.endswith("rabbitmq-data") for n in names)
 
@@ -140,6 +142,18 @@ def test_an_s3_endpoint_is_pointed_at_the_local_server(rendered):
     next(d for d in bare if d["kind"] == "ConfigMap" and "BLOB_STORE" in d["data"])["data"].pop("S3_ENDPOINT_URL")
     with pytest.raises(SystemExit, match="no S3 endpoint"):
         podman_manifests.convert(bare, PORTS, secret_values(rendered), "http://127.0.0.1:19000")
+
+
+def test_a_configmap_key_mounted_as_a_file_becomes_a_host_file_of_it(converted, rendered):
+    """podman 4.3 ignores subPath: RabbitMQ's enabled_plugins would become a directory."""
+    pod = converted["rabbitmq"][0]["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    plugins = mounts["/etc/rabbitmq/enabled_plugins"]
+    assert "subPath" not in plugins
+    volume = next(v for v in pod["volumes"] if v["name"] == plugins["name"])
+    written = converted["files"][Path(volume["hostPath"]["path"])]
+    source = next(d for d in rendered if d["kind"] == "ConfigMap" and "enabled_plugins" in d["data"])
+    assert written == source["data"]["enabled_plugins"]
 
 
 def test_what_podman_cannot_run_is_refused_not_dropped(render):

@@ -60,3 +60,12 @@ def noisy_jpeg(width: int = 1400, height: int = 1050, *, seed: int = 0) -> bytes
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "JPEG", quality=92)
     return buffer.getvalue()
+
+
+def answer_with_jpeg(handler, body: bytes) -> None:
+    """Send `body` as a 200 image/jpeg from an http.server request handler (test image servers)."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "image/jpeg")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)

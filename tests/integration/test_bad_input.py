@@ -24,7 +24,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import REPO_ROOT, WorkerThread, wait_for_status
-from tests.imagefactory import jpeg, png, with_gps
+from tests.imagefactory import answer_with_jpeg, jpeg, png, with_gps
 
 # -- crafted bad images -----------------------------------------------------------
 
@@ -322,11 +322,7 @@ class _ImageAndRedirects(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         body = jpeg(seed=77)
-        self.send_response(200)
-        self.send_header("Content-Type", "image/jpeg")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer_with_jpeg(self, body)
 
     def log_message(self, *args):
         pass

@@ -8,18 +8,14 @@ import time
 
 import pytest
 
-from tests.imagefactory import jpeg
+from tests.imagefactory import answer_with_jpeg, jpeg
 
 
 class _SlowImage(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         time.sleep(3 if self.path.startswith("/slow") else 0)
         body = jpeg(seed=len(self.path))
-        self.send_response(200)
-        self.send_header("Content-Type", "image/jpeg")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer_with_jpeg(self, body)
 
     def log_message(self, *args):
         pass

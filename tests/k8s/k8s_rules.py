@@ -6,6 +6,8 @@ mean, disruption budgets, spreading, grace periods, egress limits, TLS, Pod Secu
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from k8s_support import index, pod_templates, selects
 
 # What a liveness probe must never look at: another service (a broker or database outage
@@ -17,6 +19,8 @@ PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", METADATA_RANG
 # Pods that fetch URLs given by API clients (rest: the faces API's image URLs).
 URL_FETCHERS = ("rest",)
 SPREAD_KEYS = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+# Pods that read or write the blob store (originals, job outputs, thumbnails).
+BLOB_STORE_USERS = ("rest", "worker")
 
 
 def _containers(template: dict) -> list[dict]:
@@ -169,8 +173,7 @@ def egress_problems(docs: list[dict]) -> list[str]:
         problems.append("no egress policy allows DNS")
     for where, template in pod_templates(docs):
         labels = template["metadata"]["labels"]
-        rules = [rule for p in policies if "Egress" in p["spec"]["policyTypes"]
-                 and selects(p["spec"]["podSelector"], labels) for rule in p["spec"].get("egress", [])]
+        rules = _egress_rules(policies, labels)
         fetcher = labels.get("app.kubernetes.io/name") in URL_FETCHERS
         needed = PRIVATE_RANGES if fetcher else (METADATA_RANGE,)
         for rule in rules:
@@ -181,6 +184,33 @@ def egress_problems(docs: list[dict]) -> list[str]:
                     problems.append(f"{where}: egress to {peer['ipBlock']['cidr']} without excluding {needed}")
         if fetcher and not any("ipBlock" in peer for rule in rules for peer in rule.get("to", [])):
             problems.append(f"{where}: fetches URLs but may reach no public address")
+    return problems
+
+
+def _egress_rules(policies: list[dict], labels: dict) -> list[dict]:
+    return [rule for p in policies if "Egress" in p["spec"]["policyTypes"]
+            and selects(p["spec"]["podSelector"], labels) for rule in p["spec"].get("egress", [])]
+
+
+def object_store_problems(docs: list[dict]) -> list[str]:
+    """With BLOB_STORE=s3, every pod using the blob store may open HTTPS (or the endpoint's
+    port) to an address outside the cluster: default-deny egress would otherwise fail every
+    upload and every analysis."""
+    settings = next(d["data"] for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("imagescan-config"))
+    if settings.get("BLOB_STORE") != "s3":
+        return []
+    endpoint = urlsplit(settings.get("S3_ENDPOINT_URL") or "https://s3.amazonaws.com")
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    policies = [doc for doc in docs if doc["kind"] == "NetworkPolicy"]
+    problems = []
+    for where, template in pod_templates(docs):
+        labels = template["metadata"]["labels"]
+        if labels.get("app.kubernetes.io/name") not in BLOB_STORE_USERS:
+            continue
+        reachable = any(any(p.get("port") == port for p in rule.get("ports", []))
+                        for rule in _egress_rules(policies, labels))
+        if not reachable:
+            problems.append(f"{where}: cannot reach the object store (egress to port {port})")
     return problems
 
 
@@ -271,5 +301,5 @@ def production_problems(docs: list[dict]) -> list[str]:
     """Every rule, for a rendered stack."""
     return (liveness_problems(docs) + startup_problems(docs) + redis_problems(docs)
             + disruption_problems(docs) + spread_problems(docs) + grace_problems(docs)
-            + egress_problems(docs) + ingress_tls_problems(docs) + pod_security_problems(docs)
+            + egress_problems(docs) + object_store_problems(docs) + ingress_tls_problems(docs) + pod_security_problems(docs)
             + service_account_problems(docs))

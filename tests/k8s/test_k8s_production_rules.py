@@ -87,6 +87,8 @@ BROKEN = {
     "grace too short": ("base/rest.yaml", "terminationGracePeriodSeconds: 150", "terminationGracePeriodSeconds: 30", ">= grace period"),
     "no default deny": ("base/network-policies.yaml", "  name: default-deny-egress\nspec:\n  podSelector: {}",
                         "  name: default-deny-egress\nspec:\n  podSelector:\n    matchLabels:\n      x: y", "no default-deny egress"),
+    "object store unreachable": ("base/network-policies.yaml", "  name: egress-worker-to-object-store\nspec:\n  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: worker",
+                                 "  name: egress-worker-to-object-store\nspec:\n  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: nobody", "cannot reach the object store"),
     "metadata reachable": ("base/network-policies.yaml", "              - 169.254.0.0/16\n", "", "without excluding"),
     "pod security": ("base/namespace.yaml", "enforce: restricted", "enforce: baseline", "restricted Pod Security"),
     "shared account": ("base/logs.yaml", "serviceAccountName: logs", "serviceAccountName: worker", "shares ServiceAccount"),

@@ -242,3 +242,26 @@ def recent_images(shard: int) -> str:
 def thumbnail(sha256: str, size: int) -> str:
     """String with a TTL: a JPEG of the upright image at most `size` pixels on a side."""
     return "thumb:{" + sha256 + "}:" + str(size)
+
+
+# -- the names before hash tags and shards (read once by imagescan.migrate) -----
+
+_HEX = "[0-9a-f]"
+LEGACY_SPLIT_SETS = {"plates": "known plates", "images:recent": "recent images"}
+LEGACY_CACHES = (f"^xform:{_HEX}{{64}}:", f"^thumb:{_HEX}{{64}}:", f"^erased:{_HEX}{{64}}$")
+
+
+def legacy_renames():
+    """(pattern of an old key name, the new name from the pattern's groups) for each key that
+    keeps its value under a new name. The split sets and the caches are listed above."""
+    return (
+        (f"^img:({_HEX}{{64}})$", lambda sha: image(sha)),
+        (f"^img:({_HEX}{{64}}):(names|faces|matches|jobs|alljobs)$", lambda sha, kind: f"{image(sha)}:{kind}"),
+        (f"^alias:({_HEX}{{32}}|{_HEX}{{56}})$", digest_alias),
+        ("^plate:fz:([0-9]+)$", lambda number: plate_fuzzy_bucket(int(number))),
+        ("^plate:([^{:][^:]*)$", plate_images),
+        ("^attempts:([a-z]+):([^{].*)$", work_attempts),
+        ("^stats:uploads:([0-9-]{10})$", uploads_on_day),
+        ("^stats:formats$", format_counts),
+        ("^stats:cameras$", camera_counts),
+    )

@@ -43,6 +43,7 @@ def _wait_until(condition, timeout: float, what: str):
 class ClusterNode:
     def __init__(self, root: Path):
         self.port = _free_port()
+        self.bus_port = _free_port()  # given, not port + 10000 (which may be taken or past 65535)
         self.dir = root / str(self.port)
         self.dir.mkdir(parents=True)
         self.process: subprocess.Popen | None = None
@@ -50,7 +51,7 @@ class ClusterNode:
     def start(self) -> ClusterNode:
         self.process = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+             "--cluster-enabled", "yes", "--cluster-port", str(self.bus_port), "--cluster-config-file", "nodes.conf",
              "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--appendonly", "no", "--save", "",
              "--daemonize", "no", "--logfile", str(self.dir / "redis.log")],
             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -126,6 +127,23 @@ class LocalRedisCluster:
         finally:
             client.close()
         return next(node for node in self.nodes if node.port == port)
+
+    def wait_replicated(self, timeout: float = 10) -> None:
+        """Until every replica has every write its master acknowledged (replication is async)."""
+        def caught_up() -> bool:
+            for node in self.masters():
+                info = node.client().info("replication")
+                replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+                if any(int(r["offset"]) < int(info["master_repl_offset"]) for r in replicas):
+                    return False
+            return True
+
+        _wait_until(caught_up, timeout, "the replicas to catch up")
+
+    def restart(self, node: ClusterNode) -> None:
+        """Start a killed node again: it rejoins (as a replica of whoever took over)."""
+        node.start()
+        self.wait_healthy()
 
     def flush(self) -> None:
         for node in self.masters():

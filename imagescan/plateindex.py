@@ -167,7 +167,9 @@ class PlateIndex:
         if is_cluster(self.redis):
             with self.redis.pipeline(transaction=False) as pipe:
                 for shard in range(keys.SHARDS):
-                    pipe.eval(_FIND, 1, keys.plate_fuzzy_bucket(shard), self._prefixes, BUCKETS, shard, forms)
+                    # EVAL by name: a cluster pipeline has no eval() method, but sends the command
+                    pipe.execute_command("EVAL", _FIND, 1, keys.plate_fuzzy_bucket(shard), self._prefixes,
+                                         BUCKETS, shard, forms)
                 replies = pipe.execute()
         else:
             replies = [self._find(args=[self._prefixes, BUCKETS, "", forms])]

@@ -39,6 +39,26 @@ def _fingerprint(purpose: str, value: str) -> str:
     return hashlib.sha256(f"imagescan-{purpose}:{value.lower()}".encode()).hexdigest()
 
 
+def _looked_up_by_itself(prefix: str, holds: str):
+    """The name function of a key looked up by itself, `<prefix>:<value>`: in whatever slot."""
+
+    def name(value: str) -> str:
+        return f"{prefix}:{value}"
+
+    name.__doc__ = holds
+    return name
+
+
+def _of_image(part: str, holds: str):
+    """The name function of one of an image's own keys, `img:{<sha256>}:<part>`: in its slot."""
+
+    def name(sha256: str) -> str:
+        return f"{image(sha256)}:{part}"
+
+    name.__doc__ = holds
+    return name
+
+
 # -- images ------------------------------------------------------------------
 
 
@@ -47,14 +67,10 @@ def image(sha256: str) -> str:
     return "img:{" + sha256 + "}"
 
 
-def image_names(sha256: str) -> str:
-    """Sorted set: filename or URL -> time first seen (keeps first-seen order)."""
-    return f"{image(sha256)}:names"
-
-
-def image_erasure(sha256: str) -> str:
-    """Hash: what an erasure under way still has to remove elsewhere (imagescan.erasure)."""
-    return f"{image(sha256)}:erasing"
+image_names = _of_image("names", "Sorted set: filename or URL -> time first seen (keeps first-seen order).")
+image_erasure = _of_image("erasing", "Hash: what an erasure under way still has to remove elsewhere (imagescan.erasure).")
+image_jobs = _of_image("jobs", "Set: ids of jobs waiting for this image's analysis.")
+image_job_history = _of_image("alljobs", "Set with a TTL: ids of every job ever made from this image, finished ones too (for erasure).")
 
 
 def digest_alias(digest: str) -> str:
@@ -68,14 +84,8 @@ def erased(digest: str) -> str:
     return "erased:{" + _fingerprint("erased", digest) + "}"
 
 
-def url_seen(url_digest: str) -> str:
-    """String: SHA-256 of a scanned URL -> SHA-256 of the image it gave."""
-    return f"url:{url_digest}"
-
-
-def blob(sha256: str) -> str:
-    """String: original bytes of an image (Redis blob store backend)."""
-    return f"blob:{sha256}"
+url_seen = _looked_up_by_itself("url", "String: SHA-256 of a scanned URL -> SHA-256 of the image it gave.")
+blob = _looked_up_by_itself("blob", "String: original bytes of an image (Redis blob store backend).")
 
 
 # -- plates ------------------------------------------------------------------
@@ -158,19 +168,9 @@ def work_attempts(kind: str, subject: str) -> str:
 # -- jobs, transforms, upload links -------------------------------------------
 
 
-def job(job_id: str) -> str:
-    """Hash: status, sha256, message, output sha256, timestamps."""
-    return f"job:{job_id}"
-
-
-def image_jobs(sha256: str) -> str:
-    """Set: ids of jobs waiting for this image's analysis."""
-    return f"{image(sha256)}:jobs"
-
-
-def image_job_history(sha256: str) -> str:
-    """Set with a TTL: ids of every job ever made from this image, finished ones too (for erasure)."""
-    return f"{image(sha256)}:alljobs"
+job = _looked_up_by_itself("job", "Hash: status, sha256, message, output sha256, timestamps.")
+upload_link = _looked_up_by_itself("upload", "String with the link's TTL: an upload id handed out by generate-upload-link.")
+auth_failures = _looked_up_by_itself("authfail", "String counter with a TTL: failed API-key attempts from one client.")
 
 
 def transform_cache(sha256: str, operation: str) -> str:
@@ -178,22 +178,10 @@ def transform_cache(sha256: str, operation: str) -> str:
     return "xform:{" + sha256 + "}:" + operation
 
 
-def upload_link(upload_id: str) -> str:
-    """String with the link's TTL: an upload id handed out by generate-upload-link."""
-    return f"upload:{upload_id}"
-
-
-def auth_failures(client: str) -> str:
-    """String counter with a TTL: failed API-key attempts from one client."""
-    return f"authfail:{client}"
-
-
 # -- access control and retention ---------------------------------------------
 
 
-def api_key(key_id: str) -> str:
-    """Hash: one API key: SHA-256 of its secret, scopes, label, created_at (never the key itself)."""
-    return f"apikey:{key_id}"
+api_key = _looked_up_by_itself("apikey", "Hash: one API key: SHA-256 of its secret, scopes, label, created_at (never the key itself).")
 
 
 def api_key_ids() -> str:

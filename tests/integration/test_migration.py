@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from imagescan import keys, migrate
 from imagescan.digests import Digests
 from imagescan.store import ImageStore
@@ -16,7 +18,7 @@ def _old_layout(redis_client, digests: Digests) -> None:
     redis_client.hset(f"img:{sha}", mapping={
         "sha256": sha, "md5": digests.md5, "sha224": digests.sha224, "size": 10, "status": "done",
         "received_at": "2026-11-30T10:00:00Z", "format": "JPEG",
-        "analysis": '{"plates": [{"plate": "%s", "confidence": 0.9}]}' % PLATE,
+        "analysis": json.dumps({"plates": [{"plate": PLATE, "confidence": 0.9}]}),
     })
     redis_client.zadd(f"img:{sha}:names", {"car.jpg": 1})
     redis_client.set(f"alias:{digests.md5}", sha)

@@ -30,10 +30,11 @@ import json
 from . import keys, recent, stats
 from .imaging import camera_label
 from .plateindex import file_image, unfile_image
+from .redisclient import is_cluster, run_script
 
 UNLISTED, PLATES_PENDING, UNCOUNTED = "unlisted", "plates_pending", "uncounted"
 PENDING_FIELDS = (UNLISTED, PLATES_PENDING, UNCOUNTED)
-_RECORD_FIELDS = ("md5", "sha224", "ts", "received_at", "status", "format", "camera", "analysis")
+_RECORD_FIELDS = ("md5", "sha224", "ts", "received_at", "status", "format", "camera")
 
 # KEYS: record; ARGV: flag. Returns 1 when the record is still there (its flag now cleared).
 _CLEAR_FLAG = """
@@ -55,11 +56,11 @@ def _text(value) -> str:
 
 def clear_flag(client, sha256: str, flag: str) -> bool:
     """Clear a done step's flag; False when the record is gone (erased meanwhile)."""
-    return bool(client.eval(_CLEAR_FLAG, 1, keys.image(sha256), flag))
+    return bool(run_script(client, _CLEAR_FLAG, [keys.image(sha256)], [flag]))
 
 
 def delete_if_pointing(client, key: str, sha256: str) -> None:
-    client.eval(_DELETE_IF_POINTING, 1, key, sha256)
+    run_script(client, _DELETE_IF_POINTING, [key], [sha256])
 
 
 def incarnation(record: dict) -> str:
@@ -91,17 +92,29 @@ def read_record(client, sha256: str) -> dict:
 # -- listing: aliases, tombstones, newest-first listing, upload counter --------
 
 
-def list_image(client, sha256: str, record: dict) -> None:
-    """The steps after an upload created the record; then its `unlisted` flag is cleared."""
+def queue_listing(pipe, sha256: str, record: dict) -> None:
+    """The steps after an upload created the record, queued: each idempotent, in any order."""
     digests = [d for d in (record.get("md5"), record.get("sha224")) if d]
-    # A new upload of erased bytes is a new image: its tombstones go.
-    for digest in (sha256, *digests):  # one by one: each in its own slot
-        client.delete(keys.erased(digest))
+    for digest in (sha256, *digests):  # a new upload of erased bytes is a new image
+        pipe.delete(keys.erased(digest))
     for digest in digests:
-        client.set(keys.digest_alias(digest), sha256)
-    recent.add(client, sha256, float(record.get("ts") or 0))
-    stats.count_upload(client, sha256, incarnation(record), record.get("received_at", "")[:10])
-    if not clear_flag(client, sha256, UNLISTED):
+        pipe.set(keys.digest_alias(digest), sha256)
+    recent.add(pipe, sha256, float(record.get("ts") or 0))
+    stats.count_upload(pipe, sha256, incarnation(record), record.get("received_at", "")[:10])
+
+
+def list_image(client, sha256: str, record: dict) -> None:
+    """The listing steps, then the `unlisted` flag cleared. One Redis runs a pipeline in order,
+    so the flag goes in the same round trip; a cluster pipeline runs on several nodes at once,
+    so there the flag waits for the steps' answers."""
+    together = not is_cluster(client)
+    with client.pipeline(transaction=False) as pipe:
+        queue_listing(pipe, sha256, record)
+        if together:
+            run_script(pipe, _CLEAR_FLAG, [keys.image(sha256)], [UNLISTED])
+        replies = pipe.execute()
+    still_there = replies[-1] if together else clear_flag(client, sha256, UNLISTED)
+    if not still_there:
         unlist_image(client, sha256, record)  # erased while these steps ran
 
 
@@ -117,9 +130,18 @@ def unlist_image(client, sha256: str, record: dict) -> None:
 
 
 def file_plates(client, plate_index, sha256: str, plates: list[str]) -> None:
+    """Each plate's image set, the known plates and the fuzzy index (idempotent, any order)."""
+    if not plates:
+        return
+    with client.pipeline(transaction=False) as pipe:
+        queue_plates(pipe, plate_index, sha256, plates)
+        pipe.execute()
+
+
+def queue_plates(pipe, plate_index, sha256: str, plates: list[str]) -> None:
     for plate in plates:
-        file_image(client, sha256, plate)
-    plate_index.add(plates)
+        file_image(pipe, sha256, plate)
+    plate_index.add(plates, client=pipe)
 
 
 def unfile_plates(client, sha256: str, plates: list[str]) -> None:
@@ -128,6 +150,7 @@ def unfile_plates(client, sha256: str, plates: list[str]) -> None:
 
 
 def count_analysis(client, sha256: str, record: dict) -> None:
+    """The format and camera counted (once), then the `uncounted` flag cleared."""
     stats.count_analysis(client, sha256, incarnation(record), record.get("format", ""), camera_of(record))
     clear_flag(client, sha256, UNCOUNTED)
 

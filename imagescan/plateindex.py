@@ -32,7 +32,7 @@ from collections import defaultdict
 
 from . import keys
 from .platetext import LOOKALIKE_PAIRS, lookalike_key, normalize_plate, rank_matches
-from .redisclient import is_cluster
+from .redisclient import is_cluster, run_script
 
 BUCKETS = 1 << 17  # ~60 variants per bucket at 10^6 plates: well inside listpack limits
 # Folded alphabet: a lookalike digit never survives folding.
@@ -131,33 +131,39 @@ def bucket_of(form: str) -> int:
 
 def file_image(client, sha256: str, plate: str) -> None:
     """List the image under its plate, and the plate among the known plates (idempotent)."""
-    client.eval(_FILE_IMAGE, 2, keys.plate_images(plate), keys.known_plates_of(plate), sha256, plate)
+    run_script(client, _FILE_IMAGE, [keys.plate_images(plate), keys.known_plates_of(plate)], [sha256, plate])
 
 
 def unfile_image(client, sha256: str, plate: str) -> None:
     """Take the image from its plate's list, and a plate no image shows from the known plates."""
-    client.eval(_UNFILE_IMAGE, 2, keys.plate_images(plate), keys.known_plates_of(plate), sha256, plate)
+    run_script(client, _UNFILE_IMAGE, [keys.plate_images(plate), keys.known_plates_of(plate)], [sha256, plate])
 
 
 class PlateIndex:
     def __init__(self, client):
         self.redis = client
-        self._add = client.register_script(_ADD)
         self._find = client.register_script(_FIND)
         self._prefixes = ",".join(keys.plate_fuzzy_prefix(shard) for shard in range(keys.SHARDS))
 
     def add(self, plates, client=None) -> None:
-        """File normalised plates in the index; idempotent. `client`: a pipeline to queue on."""
+        """File normalised plates in the index; idempotent. `client`: a pipeline to queue on.
+        On a cluster, one call per piece the plate's forms fall in (queued on one pipeline)."""
+        if client is None:
+            with self.redis.pipeline(transaction=False) as pipe:
+                self.add(plates, client=pipe)
+                pipe.execute()
+            return
+        split = is_cluster(client)
         for plate in plates:
             forms = sorted(index_forms(plate))
             if not forms or "," in plate:
                 continue
-            by_shard = defaultdict(list)
+            groups = defaultdict(list)
             for form in forms:
-                by_shard[bucket_of(form) % keys.SHARDS].append(form)
-            for shard_forms in by_shard.values():
-                self._add(keys=[keys.plate_fuzzy_bucket(bucket_of(f)) for f in shard_forms],
-                          args=[plate, *map(_field, shard_forms)], client=client)
+                groups[bucket_of(form) % keys.SHARDS if split else 0].append(form)
+            for group in groups.values():
+                run_script(client, _ADD, [keys.plate_fuzzy_bucket(bucket_of(f)) for f in group],
+                           [plate, *map(_field, group)])
 
     def near(self, query: str, fuzziness: int) -> list[tuple[str, int]]:
         """(plate, distance) of the indexed plates within `fuzziness` edits, nearest first."""
@@ -167,9 +173,7 @@ class PlateIndex:
         if is_cluster(self.redis):
             with self.redis.pipeline(transaction=False) as pipe:
                 for shard in range(keys.SHARDS):
-                    # EVAL by name: a cluster pipeline has no eval() method, but sends the command
-                    pipe.execute_command("EVAL", _FIND, 1, keys.plate_fuzzy_bucket(shard), self._prefixes,
-                                         BUCKETS, shard, forms)
+                    run_script(pipe, _FIND, [keys.plate_fuzzy_bucket(shard)], [self._prefixes, BUCKETS, shard, forms])
                 replies = pipe.execute()
         else:
             replies = [self._find(args=[self._prefixes, BUCKETS, "", forms])]

@@ -32,15 +32,17 @@ return 1
 
 # KEYS: record; ARGV: analysis json, format, width, height, analyzed_at, camera label
 # Done, with its plates already filed; `uncounted` until the statistics step ran.
+# Returns {-1 (no record), 0 (already done) or 1 (saved now), the record's incarnation}.
 SAVE = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if status == false then return -1 end
-if status == 'done' then return 0 end
+if status == false then return {-1, ''} end
+local incarnation = redis.call('HGET', KEYS[1], 'ts') or redis.call('HGET', KEYS[1], 'received_at') or ''
+if status == 'done' then return {0, incarnation} end
 redis.call('HSET', KEYS[1], 'status', 'done', 'analysis', ARGV[1], 'format', ARGV[2],
            'width', ARGV[3], 'height', ARGV[4], 'analyzed_at', ARGV[5], 'camera', ARGV[6],
            'uncounted', '1')
 redis.call('HDEL', KEYS[1], 'error', 'plates_pending')
-return 1
+return {1, incarnation}
 """
 
 # KEYS: record; ARGV: new status, error ("" for none), at

@@ -37,6 +37,12 @@ def is_cluster(client) -> bool:
     return isinstance(client, redis.cluster.RedisCluster)
 
 
+def run_script(client, script: str, keys: list[str], args: list) -> object:
+    """EVAL a Lua script on a client or a pipeline of either kind (a cluster pipeline has no
+    eval() and cannot load scripts ahead; EVAL by name it does send, to the keys' node)."""
+    return client.execute_command("EVAL", script, len(keys), *keys, *args)
+
+
 def _common_options(settings: Settings) -> dict:
     return {
         "password": settings.redis_password or None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from . import keys
+from .redisclient import run_script
 
 STATS_DAYS_KEPT = 40  # per-day upload counters outlive the 30 days the stats report
 STEP_MARKER_SECONDS = 24 * 3600  # longer than a message is redelivered or an upload retried
@@ -47,26 +48,27 @@ def _text(value) -> str:
 
 
 def _apply_once(client, sha256: str, incarnation: str, step: str, delta: int, *,
-                day: str = "", format: str = "", camera: str = "") -> bool:
-    day_key = keys.uploads_on_day(day or "-")
-    return bool(client.eval(
-        _APPLY_ONCE, 4, keys.stats_step_done(sha256, incarnation, step), day_key,
-        keys.format_counts(), keys.camera_counts(),
-        STEP_MARKER_SECONDS, delta, STATS_DAYS_KEPT * 86400 if day else "", format or "", camera or "",
-    ))
+                day: str = "", format: str = "", camera: str = ""):
+    """Queued, when `client` is a pipeline (then the answer is the pipeline's)."""
+    return run_script(
+        client, _APPLY_ONCE,
+        [keys.stats_step_done(sha256, incarnation, step), keys.uploads_on_day(day or "-"),
+         keys.format_counts(), keys.camera_counts()],
+        [STEP_MARKER_SECONDS, delta, STATS_DAYS_KEPT * 86400 if day else "", format or "", camera or ""],
+    )
 
 
-def count_upload(client, sha256: str, incarnation: str, day: str) -> bool:
+def count_upload(client, sha256: str, incarnation: str, day: str):
     """One more image first received on `day` (YYYY-MM-DD), once per incarnation."""
     return _apply_once(client, sha256, incarnation, "uploaded", 1, day=day)
 
 
-def count_analysis(client, sha256: str, incarnation: str, format: str, camera: str | None) -> bool:
+def count_analysis(client, sha256: str, incarnation: str, format: str, camera: str | None):
     """One more image of this format and camera, once per incarnation."""
     return _apply_once(client, sha256, incarnation, "analysed", 1, format=format, camera=camera or "")
 
 
-def uncount(client, sha256: str, incarnation: str, day: str, format: str | None, camera: str | None) -> bool:
+def uncount(client, sha256: str, incarnation: str, day: str, format: str | None, camera: str | None):
     """Take an erased image's share out, as if it had never been uploaded (once)."""
     return _apply_once(client, sha256, incarnation, "erased", -1, day=day, format=format or "",
                        camera=camera or "")

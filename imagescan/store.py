@@ -19,6 +19,7 @@ from . import imagesteps, keys, stats
 from .blobs import open_blob_store
 from .config import Settings
 from .digests import Digests, digest_kind
+from .imagesteps import UNCOUNTED, UNLISTED
 from .plateindex import PlateIndex
 from .platetext import normalize_plate
 from .recordscripts import BEGIN_SAVE, REGISTER, SAVE, SET_STATUS
@@ -178,10 +179,18 @@ class ImageStore:
 
     def register_upload(self, digests: Digests, size: int, name: str | None = None) -> tuple[bool, str]:
         """Record an image (once) and one more name for it. Returns (created, status)."""
-        created, status, unlisted = self._register(**self._register_call(digests, size, name))
-        if unlisted:  # new, or an earlier attempt died before it was listed: list it now
+        call = self._register_call(digests, size, name)
+        created, status, unlisted = self._register(**call)
+        if created:  # list it: what to list is known
+            imagesteps.list_image(self.redis, digests.sha256, self._listed_record(digests, call))
+        elif unlisted:  # an earlier attempt died before it was listed: list it now
             imagesteps.complete_pending(self.redis, digests.sha256)
         return bool(created), _text(status)
+
+    @staticmethod
+    def _listed_record(digests: Digests, call: dict) -> dict:
+        """What the listing steps need of a record just created by `call`."""
+        return {"md5": digests.md5, "sha224": digests.sha224, "ts": call["args"][5], "received_at": call["args"][4]}
 
     @staticmethod
     def _register_call(digests: Digests, size: int, name: str | None) -> dict:
@@ -211,16 +220,20 @@ class ImageStore:
         Plates are filed before the record says `done` (so `done` means findable by plate),
         after the record names them (so an erasure meanwhile unfiles them)."""
         plates = sorted({p["plate"] for p in results.get("plates", []) if p.get("plate")})
-        began = self._begin_save(keys=[keys.image(sha256)], args=[",".join(plates)])
-        if began == 1:
+        outcome = self._begin_save(keys=[keys.image(sha256)], args=[",".join(plates)])
+        if outcome == 1:
             imagesteps.file_plates(self.redis, self.plate_index, sha256, plates)
-            began = self._save(keys=[keys.image(sha256)], args=self._save_args(format, width, height, results,
-                                                                               camera_label))
-        if began == -1:
+            args = self._save_args(format, width, height, results, camera_label)
+            outcome, incarnation = self._save(keys=[keys.image(sha256)], args=args)
+        if outcome == -1:
             imagesteps.unfile_plates(self.redis, sha256, plates)  # erased meanwhile
             raise KeyError(f"no image record for {sha256}")
-        imagesteps.complete_pending(self.redis, sha256)  # count it (also after a redelivery)
-        return began == 1
+        if outcome == 1:
+            imagesteps.count_analysis(self.redis, sha256, {"ts": _text(incarnation), "format": format,
+                                                           "camera": camera_label or ""})
+        else:  # a redelivery: finish what the first delivery may have left
+            imagesteps.complete_pending(self.redis, sha256)
+        return outcome == 1
 
     @staticmethod
     def _save_args(format: str, width: int, height: int, results: dict, camera_label: str | None) -> list:
@@ -251,17 +264,19 @@ class ImageStore:
                 self.save_analysis(image["digests"].sha256, **fields)
 
     def _queue_new_analysed(self, pipe, image: dict, call: dict) -> None:
-        """The steps of a record just created, values known: no read, all queued on `pipe`."""
+        """The steps of a record just created, values known: no read, all queued on `pipe`, in
+        the order the single steps keep (one Redis runs a pipeline in order)."""
         sha256, results = image["digests"].sha256, image["results"]
         plates = sorted({p["plate"] for p in results.get("plates", []) if p.get("plate")})
-        record = {"md5": image["digests"].md5, "sha224": image["digests"].sha224, "ts": call["args"][5],
-                  "received_at": call["args"][4], "format": image["format"], "camera": image["camera_label"]}
-        imagesteps.list_image(pipe, sha256, record)
+        record = self._listed_record(image["digests"], call)
+        imagesteps.queue_listing(pipe, sha256, record)
+        pipe.hdel(keys.image(sha256), UNLISTED)  # after the steps: one Redis runs them in order
         self._begin_save(keys=[keys.image(sha256)], args=[",".join(plates)], client=pipe)
-        imagesteps.file_plates(pipe, self.plate_index, sha256, plates)
+        imagesteps.queue_plates(pipe, self.plate_index, sha256, plates)
         args = self._save_args(image["format"], image["width"], image["height"], results, image["camera_label"])
         self._save(keys=[keys.image(sha256)], args=args, client=pipe)
-        imagesteps.count_analysis(pipe, sha256, record)
+        stats.count_analysis(pipe, sha256, record["ts"], image["format"], image["camera_label"])
+        pipe.hdel(keys.image(sha256), UNCOUNTED)
 
     # -- URLs ------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ SINGLE_REDIS_ONLY = {
 CLUSTER_MODULES = {
     "test_erasure", "test_listing_api", "test_plates_api", "test_license_search", "test_jobs_api",
     "test_image_names", "test_image_service_api", "test_access_control", "test_transforms_api",
+    "test_store_steps",
 }
 
 

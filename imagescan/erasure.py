@@ -44,9 +44,8 @@ from datetime import UTC, datetime
 
 import redis as redis_lib
 
-from . import imagesteps, keys, recent, stats, topology, transforms
-from .faceindex import KEPT_ERASURES
-from .store import DONE, ImageStore
+from . import erasesteps, imagesteps, keys, recent, topology, transforms
+from .store import ImageStore
 
 TOMBSTONE_SECONDS = 24 * 3600  # longer than any analysis can take
 RETENTION_BATCH = 100  # images per retention transaction round
@@ -54,14 +53,6 @@ RETENTION_BATCHES_PER_PASS = 10  # a pass erases at most this many batches, then
 _MAX_TRIES = 50
 
 audit_log = logging.getLogger("imagescan.audit")
-
-# KEYS: erasure counter, face erasures; ARGV: face ids..., erasures kept
-_MARK_FACES_ERASED = """
-local n = redis.call('INCR', KEYS[1])
-for i = 1, #ARGV - 1 do redis.call('ZADD', KEYS[2], n, ARGV[i]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', n - tonumber(ARGV[#ARGV]))
-return n
-"""
 
 # KEYS: cache key, image record; ARGV: value, ttl
 _SET_WHILE_STORED = """
@@ -93,10 +84,6 @@ def _now_iso() -> str:
 
 def _joined(items) -> str:
     return ",".join(str(item) for item in items)
-
-
-def _split(text: str) -> list[str]:
-    return [item for item in (text or "").split(",") if item]
 
 
 def _own_keys(sha256: str) -> list[str]:
@@ -134,9 +121,9 @@ def _plan(pipe, client, sha256: str) -> dict | None:
 
 
 def removed_counts(journal: dict) -> dict[str, int]:
-    return {"names": int(journal.get("names") or 0), "plates": len(_split(journal.get("plates"))),
-            "faces": len(_split(journal.get("faces"))), "matches": len(_split(journal.get("matched"))),
-            "jobs": len(_split(journal.get("jobs"))), "blobs": len(_split(journal.get("blobs")))}
+    return {"names": int(journal.get("names") or 0), "plates": len(erasesteps.split(journal.get("plates"))),
+            "faces": len(erasesteps.split(journal.get("faces"))), "matches": len(erasesteps.split(journal.get("matched"))),
+            "jobs": len(erasesteps.split(journal.get("jobs"))), "blobs": len(erasesteps.split(journal.get("blobs")))}
 
 
 def _delete_record(store: ImageStore, blobs, sha256: str) -> dict | None:
@@ -148,7 +135,7 @@ def _delete_record(store: ImageStore, blobs, sha256: str) -> dict | None:
                 journal = _plan(pipe, store.redis, sha256)
                 if journal is None:
                     return None
-                for blob in set(_split(journal["blobs"])) - deleted:
+                for blob in set(erasesteps.split(journal["blobs"])) - deleted:
                     blobs.delete(blob)
                     deleted.add(blob)
                 for digest in (sha256, journal.get("md5"), journal.get("sha224")):
@@ -164,54 +151,18 @@ def _delete_record(store: ImageStore, blobs, sha256: str) -> dict | None:
     raise ErasureContended(f"image {sha256} kept changing during its erasure")
 
 
-def _remove_elsewhere(client, sha256: str, journal: dict) -> None:
-    """Step 4: what points at the image from other slots, each step idempotent."""
-    faces = _split(journal.get("faces"))
-    if faces:
-        client.hdel(keys.face_encodings(), *faces)
-        client.hdel(keys.face_owner(), *faces)
-        client.eval(_MARK_FACES_ERASED, 2, keys.face_erasure_seq(), keys.face_erasures(), *faces, KEPT_ERASURES)
-    for other in _split(journal.get("matched")):
-        client.zrem(keys.image_matches(other), sha256)
-    imagesteps.unfile_plates(client, sha256, _split(journal.get("plates")))
-    for job_id in _split(journal.get("jobs")):
-        client.delete(keys.job(job_id))
-        client.delete(keys.work_attempts(topology.RENDER, job_id))
-    for url_key in _split(journal.get("urls")):
-        imagesteps.delete_if_pointing(client, url_key, sha256)
-    _remove_from_stats(client, sha256, journal)
-    imagesteps.unlist_image(client, sha256, journal)  # aliases and listing last: how a retry finds it
-    client.delete(keys.image_erasure(sha256))
-
-
-def _remove_from_stats(client, sha256: str, journal: dict) -> None:
-    """Take the image's share out of the statistics, as if it had never been uploaded. A count
-    its record still had flagged as pending is made first (once), so the two cancel out."""
-    incarnation = imagesteps.incarnation(journal)
-    day = journal.get("received_at", "")[:10]
-    analysed = journal.get("status") == DONE
-    if journal.get(imagesteps.UNLISTED):
-        stats.count_upload(client, sha256, incarnation, day)
-    if analysed and journal.get(imagesteps.UNCOUNTED):
-        stats.count_analysis(client, sha256, incarnation, journal.get("format", ""), journal.get("camera"))
-    stats.uncount(client, sha256, incarnation, day, journal.get("format") if analysed else None,
-                  journal.get("camera") if analysed else None)
-
-
 def unfinished(redis, digest: str) -> str | None:
     """The SHA-256 of an image whose erasure was cut short (its record gone, its journal not)."""
-    digest = digest.lower()
-    return digest if len(digest) == 64 and redis.exists(keys.image_erasure(digest)) else None
+    return erasesteps.unfinished(redis, digest)
 
 
 def erase(store: ImageStore, blobs, sha256: str, *, who: str, reason: str = "request") -> Erased | None:
     """Erase one image (by SHA-256) everywhere, or finish its cut-short erasure; None when
     there is no such image."""
-    journal = {_text(k): _text(v) for k, v in store.redis.hgetall(keys.image_erasure(sha256)).items()}
-    journal = journal or _delete_record(store, blobs, sha256)
+    journal = erasesteps.journal_of(store.redis, sha256) or _delete_record(store, blobs, sha256)
     if not journal:
         return None
-    _remove_elsewhere(store.redis, sha256, journal)
+    erasesteps.remove_elsewhere(store.redis, sha256, journal)
     removed = removed_counts(journal)
     audit_log.info("erased image %s (%s) by %s", sha256, reason, who,
                    extra={"audit": "erased", "who": who, "sha256": sha256, "reason": reason,

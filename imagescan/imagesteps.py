@@ -150,9 +150,16 @@ def unfile_plates(client, sha256: str, plates: list[str]) -> None:
 
 
 def count_analysis(client, sha256: str, record: dict) -> None:
-    """The format and camera counted (once), then the `uncounted` flag cleared."""
-    stats.count_analysis(client, sha256, incarnation(record), record.get("format", ""), camera_of(record))
-    clear_flag(client, sha256, UNCOUNTED)
+    """The format and camera counted (once), then the `uncounted` flag cleared: in one round
+    trip on one Redis (a pipeline runs in order there), one after the other on a cluster."""
+    if is_cluster(client):
+        stats.count_analysis(client, sha256, incarnation(record), record.get("format", ""), camera_of(record))
+        clear_flag(client, sha256, UNCOUNTED)
+        return
+    with client.pipeline(transaction=False) as pipe:
+        stats.count_analysis(pipe, sha256, incarnation(record), record.get("format", ""), camera_of(record))
+        run_script(pipe, _CLEAR_FLAG, [keys.image(sha256)], [UNCOUNTED])
+        pipe.execute()
 
 
 def complete_pending(client, sha256: str, record: dict | None = None) -> dict:

@@ -4,10 +4,13 @@ the image's hash slot, so it runs whole on one Redis and on a cluster alike. The
 (imagescan.imagesteps).
 """
 
-# KEYS: record, names (one slot)
+# KEYS: record, names, erasure journal (one slot)
 # ARGV: sha256, md5, sha224, size, received_at, listing score (Unix seconds), name ("" for none)
 # A new record carries `unlisted` until the steps outside its slot are done (imagesteps).
+# Nothing is written while an erasure of these bytes is unfinished: that is finished first.
+# Returns {created, status, unlisted, erasing}.
 REGISTER = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return {0, false, '', 1} end
 local created = redis.call('HSETNX', KEYS[1], 'sha256', ARGV[1])
 if created == 1 then
   redis.call('HSET', KEYS[1], 'md5', ARGV[2], 'sha224', ARGV[3], 'size', ARGV[4],
@@ -16,7 +19,7 @@ end
 if ARGV[7] ~= '' then
   redis.call('ZADD', KEYS[2], 'NX', ARGV[6], ARGV[7])
 end
-return {created, redis.call('HGET', KEYS[1], 'status'), redis.call('HGET', KEYS[1], 'unlisted') or ''}
+return {created, redis.call('HGET', KEYS[1], 'status'), redis.call('HGET', KEYS[1], 'unlisted') or '', 0}
 """
 
 # KEYS: record; ARGV: plates (comma-joined). Before the plates are filed under the image: the

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from . import imagesteps, keys, stats
+from . import erasesteps, imagesteps, keys, stats
 from .blobs import open_blob_store
 from .config import Settings
 from .digests import Digests, digest_kind
@@ -180,7 +180,9 @@ class ImageStore:
     def register_upload(self, digests: Digests, size: int, name: str | None = None) -> tuple[bool, str]:
         """Record an image (once) and one more name for it. Returns (created, status)."""
         call = self._register_call(digests, size, name)
-        created, status, unlisted = self._register(**call)
+        created, status, unlisted, erasing = self._register(**call)
+        if erasing and erasesteps.finish(self.redis, digests.sha256):  # these bytes were being erased
+            created, status, unlisted, erasing = self._register(**call)
         if created:  # list it: what to list is known
             imagesteps.list_image(self.redis, digests.sha256, self._listed_record(digests, call))
         elif unlisted:  # an earlier attempt died before it was listed: list it now
@@ -196,7 +198,8 @@ class ImageStore:
     def _register_call(digests: Digests, size: int, name: str | None) -> dict:
         now = _now()
         return {
-            "keys": [keys.image(digests.sha256), keys.image_names(digests.sha256)],
+            "keys": [keys.image(digests.sha256), keys.image_names(digests.sha256),
+                     keys.image_erasure(digests.sha256)],
             "args": [digests.sha256, digests.md5, digests.sha224, size, _iso(now), repr(now.timestamp()),
                      name or ""],
         }
@@ -252,7 +255,7 @@ class ImageStore:
                 calls = [self._register_call(image["digests"], image["size"], image["name"]) for image in images]
                 for call in calls:
                     self._register(**call, client=pipe)
-                created = [bool(reply[0]) for reply in pipe.execute()]
+                created = [reply[0] == 1 for reply in pipe.execute()]
                 for image, call, new in zip(images, calls, created):
                     if new:
                         self._queue_new_analysed(pipe, image, call)

@@ -24,7 +24,8 @@ nodes). So an erasure is a few single-slot steps:
    skips what leads to no record.
 4. The steps outside the slot, from the journal, each idempotent; then the journal goes.
    A crash in between leaves the journal: a retried DELETE (any digest: the aliases go among
-   the last) or the retention pass (the listing entry goes last but one) finishes it.
+   the last), the retention pass (the listing entry goes last but one), or an upload of the
+   same bytes (before it makes a new record) finishes it.
 
 The worker's writes are all scripts that check first: the analysis is saved only while the
 record exists (plates it filed meanwhile are unfiled again), faces are added only while no

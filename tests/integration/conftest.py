@@ -21,19 +21,31 @@ SINGLE_REDIS_ONLY = {
     "test_erasing_during_the_analysis_leaves_nothing", "test_a_new_upload_after_an_erasure_is_a_new_image",
     "test_readyz_is_503_when_redis_is_down",
 }
+# Modules whose every test (but the above) runs on both; None: all of it.
 CLUSTER_MODULES = {
-    "test_erasure", "test_listing_api", "test_plates_api", "test_license_search", "test_jobs_api",
-    "test_image_names", "test_image_service_api", "test_access_control", "test_transforms_api",
-    "test_store_steps",
+    "test_erasure": None, "test_listing_api": None, "test_plates_api": None, "test_license_search": None,
+    "test_jobs_api": None, "test_image_names": None, "test_store_steps": None,
+    # Of these, only what reaches the store (the rest checks requests, not storage).
+    "test_image_service_api": {
+        "test_upload_link_lives_for_its_expiry", "test_upload_images_maps_each_filename_to_its_sha256",
+        "test_a_repeated_image_keeps_its_first_id_and_counts_once", "test_stats_count_uploads_formats_and_cameras",
+        "test_mpo_counts_as_jpeg", "test_wrong_keys_are_rate_limited_per_client",
+    },
+    "test_access_control": {
+        "test_a_revoked_key_is_refused_and_keys_are_stored_hashed", "test_key_commands_work_and_are_logged_without_the_key",
+        "test_an_erasure_is_logged_with_who_and_what",
+    },
+    "test_transforms_api": {"test_every_digest_of_the_image_is_an_id", "test_results_are_cached_with_a_ttl"},
 }
 
 
 def _runs_on_the_cluster_too(metafunc) -> bool:
     module = metafunc.module.__name__.rpartition(".")[2]
     own_arguments = inspect.signature(metafunc.function).parameters
-    return (module in CLUSTER_MODULES and "settings" in metafunc.fixturenames
-            and "face" not in metafunc.function.__name__ and "redis_server" not in own_arguments
-            and metafunc.function.__name__ not in SINGLE_REDIS_ONLY)
+    name = metafunc.function.__name__
+    chosen = module in CLUSTER_MODULES and (CLUSTER_MODULES[module] is None or name in CLUSTER_MODULES[module])
+    return (chosen and "settings" in metafunc.fixturenames and "face" not in name
+            and "redis_server" not in own_arguments and name not in SINGLE_REDIS_ONLY)
 
 
 def pytest_generate_tests(metafunc):

@@ -93,14 +93,21 @@ def test_counting_cut_short_is_finished_by_the_redelivery_and_counts_once(storag
     assert store.redis.hget(keys.image(digests.sha256), imagesteps.UNCOUNTED) is None
 
 
-def test_an_erasure_cut_short_is_gone_for_readers_and_finished_by_a_retry(storage, monkeypatch):
+def erasure_cut_short(storage, monkeypatch, seed: int) -> Digests:
+    """An analysed image whose erasure died after its record went, before its aliases did."""
     store, blobs = storage
-    digests = Digests.of(jpeg(seed=5))
-    store.register_upload(digests, 10, "gone.jpg")
+    digests = Digests.of(jpeg(seed=seed))
+    store.register_upload(digests, 10, "first.jpg")
     store.save_analysis(digests.sha256, **ANALYSIS)
     dies_once(monkeypatch, imagesteps, "unlist_image")
     with pytest.raises(redis.ConnectionError):
         erasure.erase(store, blobs, digests.sha256, who="test")
+    return digests
+
+
+def test_an_erasure_cut_short_is_gone_for_readers_and_finished_by_a_retry(storage, monkeypatch):
+    store, blobs = storage
+    digests = erasure_cut_short(storage, monkeypatch, seed=5)
     # Gone for every reader, though an alias and the listing entry still point at it.
     assert store.analysis(digests.sha256) is None and listed(store) == []
     assert store.md5s(store.images_with_plate("AB12CD")) == []
@@ -115,14 +122,8 @@ def test_an_erasure_cut_short_is_gone_for_readers_and_finished_by_a_retry(storag
 
 
 def test_the_same_bytes_sent_during_a_cut_short_erasure_finish_it_then_make_a_new_image(storage, monkeypatch):
-    store, blobs = storage
-    digests = Digests.of(jpeg(seed=6))
-    store.register_upload(digests, 10, "first.jpg")
-    store.save_analysis(digests.sha256, **ANALYSIS)
-    dies_once(monkeypatch, imagesteps, "unlist_image")
-    with pytest.raises(redis.ConnectionError):
-        erasure.erase(store, blobs, digests.sha256, who="test")
-
+    store, _ = storage
+    digests = erasure_cut_short(storage, monkeypatch, seed=6)
     assert store.register_upload(digests, 10, "second.jpg") == (True, "queued")
     assert erasure.unfinished(store.redis, digests.sha256) is None
     assert store.names(digests.sha256) == ["second.jpg"] and store.images_with_plate("AB12CD") == []

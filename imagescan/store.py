@@ -27,7 +27,7 @@ from .redisclient import connect_redis, is_cluster
 
 QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
 NAMES_SHOWN = 50  # names of one image in a listing: the most recent ones (page the rest)
-STATS_DAYS_KEPT = stats.STATS_DAYS_KEPT
+
 
 def _now() -> datetime:
     return datetime.now(UTC)

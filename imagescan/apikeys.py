@@ -77,10 +77,10 @@ def create(redis, scopes: frozenset[str], label: str = "") -> tuple[str, ApiKey]
     token = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
     created = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     record = {"hash": _hash(token), "scopes": ",".join(sorted(scopes)), "label": label, "created_at": created}
-    pipe = redis.pipeline(transaction=True)
-    pipe.hset(keys.api_key(key_id), mapping=record)
-    pipe.sadd(keys.api_key_ids(), key_id)
-    pipe.execute()
+    # Listed first, recorded second (two slots): a crash between leaves an id that lists
+    # nothing (skipped), never a live key that `list` does not show.
+    redis.sadd(keys.api_key_ids(), key_id)
+    redis.hset(keys.api_key(key_id), mapping=record)
     return token, _from_record(key_id, record)
 
 
@@ -104,10 +104,8 @@ def list_keys(redis) -> list[ApiKey]:
 
 
 def revoke(redis, key_id: str) -> bool:
-    pipe = redis.pipeline(transaction=True)
-    pipe.delete(keys.api_key(key_id))
-    pipe.srem(keys.api_key_ids(), key_id)
-    deleted, _ = pipe.execute()
+    deleted = redis.delete(keys.api_key(key_id))  # the key stops working first, then is unlisted
+    redis.srem(keys.api_key_ids(), key_id)
     return bool(deleted)
 
 
@@ -164,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from . import config
     from .logbus import configure_logging
-    from .store import connect_redis
+    from .redisclient import connect_redis
 
     args = _parser().parse_args(argv)
     settings = config.load("python -m imagescan.apikeys")

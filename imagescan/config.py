@@ -45,6 +45,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("redis_sentinels", "REDIS_SENTINELS", Addresses, (), default_port=26379,
             help="Sentinels to ask for the Redis master, HOST[:PORT],... (empty: REDIS_HOST directly)"),
     Setting("redis_sentinel_master", "REDIS_SENTINEL_MASTER", str, "imagescan"),
+    Setting("redis_cluster", "REDIS_CLUSTER", bool, False,
+            help="REDIS_HOST:REDIS_PORT is a node of a Redis Cluster (see README, Redis Cluster)"),
+    Setting("redis_url", "REDIS_URL", str, "", secret=True,
+            help="redis://, rediss:// or redis+cluster://HOST:PORT[,HOST:PORT...] (empty: REDIS_HOST...)"),
     Setting("rabbitmq_host", "RABBITMQ_HOST", str, "localhost"),
     Setting("rabbitmq_port", "RABBITMQ_PORT", int, 5672, 1),
     Setting("rabbitmq_user", "RABBITMQ_USER", str, "guest"),
@@ -95,6 +99,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+_REDIS_SCHEMES = ("redis", "rediss", "redis+cluster", "rediss+cluster")
 
 
 
@@ -196,6 +201,8 @@ class _SettingsBehaviour:
             raise ConfigError(f"RETENTION_INTERVAL must be positive, got {self.retention_interval}")
         if self.blob_store == "s3" and not self.s3_bucket:
             raise ConfigError("BLOB_STORE=s3 needs S3_BUCKET")
+        if self.redis_url and self.redis_url.split("://")[0] not in _REDIS_SCHEMES:
+            raise ConfigError(f"REDIS_URL must start with {', '.join(s + '://' for s in _REDIS_SCHEMES)}")
         if not 0 < self.face_tolerance < 2:
             raise ConfigError(f"FACE_TOLERANCE must be between 0 and 2, got {self.face_tolerance}")
 

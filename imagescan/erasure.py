@@ -1,20 +1,35 @@
 """Erasing an image and everything made from it, on request or by age (retention).
 
-`erase` deletes the original and the jobs' rendered outputs from the blob store, then
-removes, in one Redis transaction: the record, its names, its MD5/SHA-224 aliases,
-the URLs that led to it, its plate index entries (and a plate from the known plates when no
-other image shows it), its faces (encodings, owners, the faces list), its matches and the
-matches other images hold to it, its cached transforms and thumbnails, its attempt counters,
-its jobs (waiting and finished), its place in the retention index, and its share of the
-statistics (upload day, format, camera).
+`erase` deletes the original and the jobs' rendered outputs from the blob store, then removes
+the record, its names, its MD5/SHA-224 aliases, the URLs that led to it, its plate index
+entries (and a plate from the known plates when no other image shows it), its faces
+(encodings, owners, the faces list), its matches and the matches other images hold to it, its
+cached transforms and thumbnails, its attempt counters, its jobs (waiting and finished), its
+place in the retention index, and its share of the statistics (upload day, format, camera).
 
-Why nothing comes back
-----------------------
-The transaction WATCHes every key it read, so an analysis or a job that writes in between
-makes it start again; once it commits, a tombstone (`keys.erased`, named by a one-way hash of
-each digest, kept TOMBSTONE_SECONDS) is in place. The worker's writes are all scripts that
-check first: the analysis is saved only while the record exists, faces are added only while
-no tombstone exists, a match is stored only while both images hold faces, and a transform is
+In which order, and why nothing comes back
+------------------------------------------
+The image's own keys share one hash slot; the rest is elsewhere (on a cluster, on other
+nodes). So an erasure is a few single-slot steps:
+
+1. Blobs first: if the blob store fails, the record is still there and a retried DELETE
+   finds everything again.
+2. Tombstones (`keys.erased`, named by a one-way hash of each digest, kept TOMBSTONE_SECONDS):
+   from now on the worker adds no faces to the image.
+3. One transaction in the image's slot, WATCHing every own key it read (an analysis or a job
+   that writes in between makes it start again): it deletes the record and the image's own
+   keys, and writes in their place a journal (`keys.image_erasure`) of what the next steps
+   must remove elsewhere. From here on the image is gone for every reader: whatever still
+   points at it (an alias, a plate set, the listing) leads to no record, and every reader
+   skips what leads to no record.
+4. The steps outside the slot, from the journal, each idempotent; then the journal goes.
+   A crash in between leaves the journal: a retried DELETE (any digest: the aliases go among
+   the last), the retention pass (the listing entry goes last but one), or an upload of the
+   same bytes (before it makes a new record) finishes it.
+
+The worker's writes are all scripts that check first: the analysis is saved only while the
+record exists (plates it filed meanwhile are unfiled again), faces are added only while no
+tombstone exists, a match is stored only while both images hold faces, and a transform is
 cached only while the record exists. A new upload of the same bytes clears the tombstone: it
 is a new image. Every worker drops erased faces from its in-memory index on its next sync
 (`keys.face_erasures`).
@@ -30,10 +45,8 @@ from datetime import UTC, datetime
 
 import redis as redis_lib
 
-from . import keys, topology, transforms
-from .faceindex import KEPT_ERASURES
-from .imaging import camera_label
-from .store import DONE, ImageStore
+from . import erasesteps, imagesteps, keys, recent, topology, transforms
+from .store import ImageStore
 
 TOMBSTONE_SECONDS = 24 * 3600  # longer than any analysis can take
 RETENTION_BATCH = 100  # images per retention transaction round
@@ -41,20 +54,6 @@ RETENTION_BATCHES_PER_PASS = 10  # a pass erases at most this many batches, then
 _MAX_TRIES = 50
 
 audit_log = logging.getLogger("imagescan.audit")
-
-# KEYS: erasure counter, face erasures; ARGV: face ids..., erasures kept
-_MARK_FACES_ERASED = """
-local n = redis.call('INCR', KEYS[1])
-for i = 1, #ARGV - 1 do redis.call('ZADD', KEYS[2], n, ARGV[i]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', n - tonumber(ARGV[#ARGV]))
-return n
-"""
-
-# KEYS: a counter. A missing counter (expired) stays missing instead of going to -1.
-_DECREMENT_IF_PRESENT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
-return 0
-"""
 
 # KEYS: cache key, image record; ARGV: value, ttl
 _SET_WHILE_STORED = """
@@ -76,20 +75,6 @@ class Erased:
     removed: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
-class _Plan:
-    sha256: str
-    record: dict
-    face_ids: list[int]
-    matched: list[str]
-    job_ids: list[str]
-    plates: list[str]
-    url_keys: list[str] = field(default_factory=list)
-    lone_plates: list[str] = field(default_factory=list)
-    blobs: list[str] = field(default_factory=list)
-    removed: dict[str, int] = field(default_factory=dict)
-
-
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else (value or "")
 
@@ -98,104 +83,92 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _plan(pipe, sha256: str) -> _Plan | None:
-    """Read (watching) everything to delete; queue nothing yet. None: no such image."""
-    own = [keys.image(sha256), keys.image_names(sha256), keys.image_faces(sha256),
-           keys.image_matches(sha256), keys.image_jobs(sha256), keys.image_job_history(sha256)]
+def _joined(items) -> str:
+    return ",".join(str(item) for item in items)
+
+
+def _own_keys(sha256: str) -> list[str]:
+    """Every key of the image's own slot that an erasure deletes."""
+    return [keys.image(sha256), keys.image_names(sha256), keys.image_faces(sha256),
+            keys.image_matches(sha256), keys.image_jobs(sha256), keys.image_job_history(sha256),
+            *[keys.transform_cache(sha256, op) for op in transforms.OPERATIONS],
+            *[keys.thumbnail(sha256, size) for size in transforms.THUMBNAIL_SIZES],
+            keys.work_attempts(topology.ANALYZE, sha256)]
+
+
+def _plan(pipe, client, sha256: str) -> dict | None:
+    """The journal of the erasure: read (watching the image's own keys) from the image's slot,
+    the job outputs and the URLs from elsewhere. None: no such image."""
+    own = _own_keys(sha256)[:6]
     pipe.watch(*own)
     record = {_text(k): _text(v) for k, v in pipe.hgetall(keys.image(sha256)).items()}
     if not record:
         return None
     names = [_text(n) for n in pipe.zrange(keys.image_names(sha256), 0, -1)]
-    face_ids = [face["id"] for face in json.loads(pipe.get(keys.image_faces(sha256)) or "[]")]
+    faces = [face["id"] for face in json.loads(pipe.get(keys.image_faces(sha256)) or "[]")]
     matched = [_text(m) for m in pipe.zrange(keys.image_matches(sha256), 0, -1)]
     job_ids = sorted({_text(j) for j in pipe.smembers(keys.image_jobs(sha256))}
                      | {_text(j) for j in pipe.smembers(keys.image_job_history(sha256))})
-    url_keys = [ImageStore.url_key(name) for name in names]
-    analysis = json.loads(record.get("analysis") or "{}")
-    plates = sorted({p["plate"] for p in analysis.get("plates", []) if p.get("plate")})
-    more = [keys.job(j) for j in job_ids] + url_keys + [keys.plate_images(p) for p in plates]
-    if more:
-        pipe.watch(*own, *more)
-    outputs = [_text(pipe.hget(keys.job(j), "output")) for j in job_ids]
-    plan = _Plan(sha256, record, face_ids, matched, job_ids, plates)
-    plan.url_keys = [k for k in url_keys if _text(pipe.get(k)) == sha256]
-    plan.lone_plates = [p for p in plates if {_text(m) for m in pipe.smembers(keys.plate_images(p))} <= {sha256}]
-    plan.blobs = [sha256] + sorted({o for o in outputs if o and o != sha256})
-    plan.removed = {"names": len(names), "plates": len(plates), "faces": len(face_ids),
-                    "matches": len(matched), "jobs": len(job_ids), "blobs": len(plan.blobs)}
-    return plan
+    outputs = [_text(client.hget(keys.job(j), "output")) for j in job_ids]
+    urls = [ImageStore.url_key(name) for name in names]
+    fields = ("md5", "sha224", "ts", "received_at", "status", "format",
+              imagesteps.UNLISTED, imagesteps.UNCOUNTED)
+    return {**{f: record[f] for f in fields if record.get(f)},
+            "camera": imagesteps.camera_of(record), "plates": _joined(imagesteps.analysis_plates(record)),
+            "faces": _joined(faces), "matched": _joined(matched), "jobs": _joined(job_ids),
+            "urls": _joined(u for u in urls if _text(client.get(u)) == sha256),
+            "blobs": _joined([sha256] + sorted({o for o in outputs if o and o != sha256})),
+            "names": str(len(names))}
 
 
-def _queue_deletion(pipe, plan: _Plan) -> None:
-    sha256, record = plan.sha256, plan.record
-    pipe.delete(keys.image(sha256), keys.image_names(sha256), keys.image_faces(sha256),
-                keys.image_matches(sha256), keys.image_jobs(sha256), keys.image_job_history(sha256),
-                *[keys.transform_cache(sha256, op) for op in transforms.OPERATIONS],
-                *[keys.thumbnail(sha256, size) for size in transforms.THUMBNAIL_SIZES],
-                *[keys.job(j) for j in plan.job_ids], *plan.url_keys,
-                keys.work_attempts(topology.ANALYZE, sha256),
-                *[keys.work_attempts(topology.RENDER, j) for j in plan.job_ids])
-    aliases = [record[kind] for kind in ("md5", "sha224") if record.get(kind)]
-    if aliases:
-        pipe.delete(*[keys.digest_alias(digest) for digest in aliases])
-    pipe.zrem(keys.recent_images(), sha256)
-    for other in plan.matched:
-        pipe.zrem(keys.image_matches(other), sha256)
-    if plan.face_ids:
-        pipe.hdel(keys.face_encodings(), *plan.face_ids)
-        pipe.hdel(keys.face_owner(), *plan.face_ids)
-        pipe.eval(_MARK_FACES_ERASED, 2, keys.face_erasure_seq(), keys.face_erasures(),
-                  *plan.face_ids, KEPT_ERASURES)
-    for plate in plan.plates:
-        pipe.srem(keys.plate_images(plate), sha256)
-    if plan.lone_plates:
-        pipe.srem(keys.known_plates(), *plan.lone_plates)
-    _queue_stats_removal(pipe, record)
-    for digest in [sha256, *aliases]:
-        pipe.set(keys.erased(digest), "1", ex=TOMBSTONE_SECONDS)
+def removed_counts(journal: dict) -> dict[str, int]:
+    return {"names": int(journal.get("names") or 0), "plates": len(erasesteps.split(journal.get("plates"))),
+            "faces": len(erasesteps.split(journal.get("faces"))), "matches": len(erasesteps.split(journal.get("matched"))),
+            "jobs": len(erasesteps.split(journal.get("jobs"))), "blobs": len(erasesteps.split(journal.get("blobs")))}
 
 
-def _queue_stats_removal(pipe, record: dict) -> None:
-    """Take the image's share out of the statistics, as if it had never been uploaded."""
-    if record.get("received_at"):
-        pipe.eval(_DECREMENT_IF_PRESENT, 1, keys.uploads_on_day(record["received_at"][:10]))
-    if record.get("status") != DONE:
-        return  # counted by format and camera only once analysed
-    camera = json.loads(record.get("analysis") or "{}").get("exif") or {}
-    for counts, member in ((keys.format_counts(), record.get("format")),
-                           (keys.camera_counts(), camera_label(camera))):
-        if member:
-            pipe.zincrby(counts, -1, member)
-            pipe.zremrangebyscore(counts, "-inf", 0)
-
-
-def erase(store: ImageStore, blobs, sha256: str, *, who: str, reason: str = "request") -> Erased | None:
-    """Erase one image (by SHA-256) everywhere; None when there is no such image."""
+def _delete_record(store: ImageStore, blobs, sha256: str) -> dict | None:
+    """Steps 1-3 (see the module's docstring); the journal written, or None: no such image."""
     deleted: set[str] = set()
     for _ in range(_MAX_TRIES):
         with store.redis.pipeline(transaction=True) as pipe:
             try:
-                plan = _plan(pipe, sha256)
-                if plan is None:
+                journal = _plan(pipe, store.redis, sha256)
+                if journal is None:
                     return None
-                # Bytes first: if the blob store fails, the record is still there and a
-                # retried DELETE finds everything again.
-                for blob in set(plan.blobs) - deleted:
+                for blob in set(erasesteps.split(journal["blobs"])) - deleted:
                     blobs.delete(blob)
                     deleted.add(blob)
+                for digest in (sha256, journal.get("md5"), journal.get("sha224")):
+                    if digest:
+                        store.redis.set(keys.erased(digest), "1", ex=TOMBSTONE_SECONDS)
                 pipe.multi()
-                _queue_deletion(pipe, plan)
+                pipe.hset(keys.image_erasure(sha256), mapping=journal)
+                pipe.delete(*_own_keys(sha256))
                 pipe.execute()
-                break
+                return journal
             except redis_lib.WatchError:
                 time.sleep(0.01)  # an analysis or job wrote meanwhile: read again
-    else:
-        raise ErasureContended(f"image {sha256} kept changing during its erasure")
+    raise ErasureContended(f"image {sha256} kept changing during its erasure")
+
+
+def unfinished(redis, digest: str) -> str | None:
+    """The SHA-256 of an image whose erasure was cut short (its record gone, its journal not)."""
+    return erasesteps.unfinished(redis, digest)
+
+
+def erase(store: ImageStore, blobs, sha256: str, *, who: str, reason: str = "request") -> Erased | None:
+    """Erase one image (by SHA-256) everywhere, or finish its cut-short erasure; None when
+    there is no such image."""
+    journal = erasesteps.journal_of(store.redis, sha256) or _delete_record(store, blobs, sha256)
+    if not journal:
+        return None
+    erasesteps.remove_elsewhere(store.redis, sha256, journal)
+    removed = removed_counts(journal)
     audit_log.info("erased image %s (%s) by %s", sha256, reason, who,
                    extra={"audit": "erased", "who": who, "sha256": sha256, "reason": reason,
-                          "at": _now_iso(), "removed": plan.removed})
-    return Erased(sha256, plan.removed)
+                          "at": _now_iso(), "removed": removed})
+    return Erased(sha256, removed)
 
 
 def recently_erased(redis, digest: str) -> bool:
@@ -215,7 +188,7 @@ def set_while_stored(redis, key: str, sha256: str, value: bytes, ttl_seconds: in
 def expired_images(redis, max_age_days: int, *, now: float | None = None, limit: int = RETENTION_BATCH) -> list[str]:
     """SHA-256 of (at most `limit`) images received more than max_age_days ago, oldest first."""
     cutoff = (time.time() if now is None else now) - max_age_days * 86400
-    return [_text(s) for s in redis.zrangebyscore(keys.recent_images(), "-inf", f"({cutoff}", start=0, num=limit)]
+    return recent.oldest(redis, cutoff, limit)
 
 
 def erase_expired(store: ImageStore, blobs, max_age_days: int, *, now: float | None = None,
@@ -228,7 +201,7 @@ def erase_expired(store: ImageStore, blobs, max_age_days: int, *, now: float | N
             if erase(store, blobs, sha256, who="retention", reason=f"older than {max_age_days} days"):
                 erased += 1
             else:
-                store.redis.zrem(keys.recent_images(), sha256)  # a stale entry: nothing to erase
+                recent.remove(store.redis, sha256)  # a stale entry: nothing to erase
         if len(due) < batch:
             break
     return erased

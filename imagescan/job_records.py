@@ -75,16 +75,18 @@ def get(redis, job_id: str) -> Job | None:
 
 
 def create(redis, job_id: str, sha256: str) -> None:
-    """A pending job for an image, registered as waiting for that image's analysis."""
+    """A pending job for an image, registered as waiting for that image's analysis.
+
+    Two steps (the job's key and the image's keys are in different slots), the image's first:
+    a crash between leaves an id waiting for a record that does not exist, which the worker
+    drops (finishing a missing job only takes it off the image), never a pending job that
+    nothing would render nor erase."""
     now = str(int(time.time()))
     pipe = redis.pipeline(transaction=True)
-    pipe.hset(
-        keys.job(job_id),
-        mapping={"status": PENDING, "sha256": sha256, "created": now, "updated": now},
-    )
     pipe.sadd(keys.image_jobs(sha256), job_id)
     _remember(pipe, sha256, job_id)
     pipe.execute()
+    redis.hset(keys.job(job_id), mapping={"status": PENDING, "sha256": sha256, "created": now, "updated": now})
 
 
 def _remember(pipe, sha256: str, job_id: str) -> None:
@@ -94,26 +96,29 @@ def _remember(pipe, sha256: str, job_id: str) -> None:
 
 
 def discard(redis, job_id: str, sha256: str) -> None:
-    """Forget a job entirely (its image was erased while the job was being made)."""
+    """Forget a job entirely (its image was erased while the job was being made): the record
+    first, so a crash leaves at most an id listed under an image, pointing at nothing."""
+    redis.delete(keys.job(job_id))
     pipe = redis.pipeline(transaction=True)
-    pipe.delete(keys.job(job_id))
     pipe.srem(keys.image_jobs(sha256), job_id)
     pipe.srem(keys.image_job_history(sha256), job_id)
     pipe.execute()
 
 
 def create_failed(redis, job_id: str, message: str, sha256: str = "") -> None:
-    """A job that failed before it could wait for anything (rejected or unqueueable upload)."""
+    """A job that failed before it could wait for anything (rejected or unqueueable upload).
+    The image's history first, so that erasing the image finds the job whatever happens next."""
     now = str(int(time.time()))
     mapping = {"status": FAILED, "message": message, "created": now, "updated": now}
     if sha256:
         mapping["sha256"] = sha256
+        pipe = redis.pipeline(transaction=True)
+        pipe.srem(keys.image_jobs(sha256), job_id)
+        _remember(pipe, sha256, job_id)
+        pipe.execute()
     pipe = redis.pipeline(transaction=True)
     pipe.hset(keys.job(job_id), mapping=mapping)
     pipe.expire(keys.job(job_id), RETENTION_SECONDS)
-    if sha256:
-        pipe.srem(keys.image_jobs(sha256), job_id)
-        _remember(pipe, sha256, job_id)
     pipe.execute()
 
 
@@ -121,35 +126,46 @@ def waiting_for(redis, sha256: str) -> list[str]:
     return sorted(_text(member) for member in redis.smembers(keys.image_jobs(sha256)))
 
 
-# KEYS: job, the image's waiting set, the image's job history; ARGV: job id ("" when it waits on
-# no image), retention seconds ("" unless finishing), then field/value pairs. One step: a crash
-# cannot leave a finished job that never expires or that still waits on its image.
+# KEYS: job; ARGV: retention seconds ("" unless finishing), then field/value pairs.
+# One step: a crash cannot leave a finished job that never expires.
 _SET_IF_UNFINISHED = """
 local status = redis.call('HGET', KEYS[1], 'status')
 local unfinished = status and status ~= 'completed' and status ~= 'failed'
 if unfinished then
-  for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-  if ARGV[2] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-  -- the history outlives (by a little) every finished job it lists
-  if ARGV[2] ~= '' and ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2]) + 3600) end
+  for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 end
-if ARGV[2] ~= '' and ARGV[1] ~= '' then redis.call('SREM', KEYS[2], ARGV[1]) end
 return unfinished and 1 or 0
+"""
+
+# KEYS: the image's waiting set, the image's job history (one slot); ARGV: job id, retention seconds
+_LEAVE_IMAGE = """
+redis.call('SREM', KEYS[1], ARGV[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  -- the history outlives (by a little) every finished job it lists
+  redis.call('EXPIRE', KEYS[2], math.max(redis.call('TTL', KEYS[2]), tonumber(ARGV[2]) + 3600))
+end
+return 1
 """
 
 
 def _update_unfinished(redis, job_id: str, sha256: str, **fields: str) -> bool:
-    """Set fields of an unfinished job atomically; False when it is unknown or already finished."""
+    """Set fields of an unfinished job atomically; False when it is unknown or already finished.
+
+    Finishing is two steps: the job's record (its slot), then the job leaves its image's
+    waiting set (the image's slot). A crash between leaves a finished job still listed as
+    waiting: the redelivered work, or the next analysis end, finishes it again, which changes
+    nothing in the record and takes it off the list. Leaving also runs for a job already
+    finished or unknown, which is what mends that."""
     fields["updated"] = str(int(time.time()))
     finishing = fields.get("status") in FINISHED
     flat = [item for pair in fields.items() for item in pair]
-    # Without an image there is no waiting set to leave (the job's own key stands in for it).
-    waiting, history, member = (
-        (keys.image_jobs(sha256), keys.image_job_history(sha256), job_id) if sha256
-        else (keys.job(job_id), keys.job(job_id), "")
-    )
     retention = str(RETENTION_SECONDS) if finishing else ""
-    return bool(redis.eval(_SET_IF_UNFINISHED, 3, keys.job(job_id), waiting, history, member, retention, *flat))
+    changed = bool(redis.eval(_SET_IF_UNFINISHED, 1, keys.job(job_id), retention, *flat))
+    if finishing and sha256:
+        redis.eval(_LEAVE_IMAGE, 2, keys.image_jobs(sha256), keys.image_job_history(sha256), job_id,
+                   RETENTION_SECONDS)
+    return changed
 
 
 def mark_processing(redis, job_id: str) -> bool:

@@ -16,13 +16,23 @@ decide. A query reads a few hundred index entries whatever the number of plates.
 
 Entries live in hash buckets (`keys.plate_fuzzy_bucket`): field = variant, value = the
 plates having it, comma-separated. Small hashes are stored compactly by Redis (listpack),
-about 20 bytes per entry, where one key per variant would cost ~150 bytes.
+about 20 bytes per entry, where one key per variant would cost ~150 bytes. Bucket `b` is in
+shard `b % SHARDS` (a hash tag): a plate is filed with one script per shard its forms fall in,
+and a query reads every shard with one script on one Redis, one per shard on a cluster (each
+script then touches one slot). Filing is idempotent, so a crash between shards is mended by
+the redelivery that files the plate again.
+
+The plate's own set of images (`keys.plate_images`) and the piece of the known plates that
+lists it share the plate's slot, so `file_image`/`unfile_image` keep both in one step.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from . import keys
 from .platetext import LOOKALIKE_PAIRS, lookalike_key, normalize_plate, rank_matches
+from .redisclient import is_cluster, run_script
 
 BUCKETS = 1 << 17  # ~60 variants per bucket at 10^6 plates: well inside listpack limits
 # Folded alphabet: a lookalike digit never survives folding.
@@ -44,19 +54,39 @@ end
 return #KEYS
 """
 
-# ARGV: bucket key prefix, number of buckets, the probe forms comma-joined. Returns every
-# plate listed under them, comma-joined. The few hundred bucket names are made here rather
-# than sent: packing them as arguments cost the REST more CPU than the whole lookup.
-# (The index keys are therefore not declared in KEYS: fine on one Redis, not on a cluster.)
+# ARGV: the bucket key prefix of each shard (comma-joined, in shard order), number of buckets,
+# the shard to read ("": every shard), the probe forms comma-joined. Returns every plate listed
+# under them, comma-joined. The few hundred bucket names are made here rather than sent:
+# packing them as arguments cost the REST more CPU than the whole lookup. On a cluster KEYS[1]
+# is a bucket of the shard read, so the call goes to the node holding it: the buckets read are
+# all in that slot.
 _FIND = """
-local found, buckets = {}, tonumber(ARGV[2])
-for form in string.gmatch(ARGV[3], '[^,]+') do
+local prefixes = {}
+for prefix in string.gmatch(ARGV[1], '[^,]+') do prefixes[#prefixes + 1] = prefix end
+local found, shards, buckets, only = {}, #prefixes, tonumber(ARGV[2]), tonumber(ARGV[3])
+for form in string.gmatch(ARGV[4], '[^,]+') do
   local h = 0
   for i = 1, #form do h = (h * 31 + string.byte(form, i)) % buckets end
-  local listed = redis.call('HGET', ARGV[1] .. h, form)
-  if listed then found[#found + 1] = listed end
+  if only == nil or h % shards == only then
+    local listed = redis.call('HGET', prefixes[h % shards + 1] .. h, form)
+    if listed then found[#found + 1] = listed end
+  end
 end
 return table.concat(found, ',')
+"""
+
+# KEYS: the plate's image set, the known-plates piece listing it (one slot); ARGV: sha256, plate
+_FILE_IMAGE = """
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+"""
+
+# KEYS, ARGV: as _FILE_IMAGE. A plate no image shows any more leaves the known plates.
+_UNFILE_IMAGE = """
+redis.call('SREM', KEYS[1], ARGV[1])
+if redis.call('SCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+return 1
 """
 
 
@@ -91,33 +121,62 @@ def _field(form: str) -> str:
     return form or EMPTY_FORM
 
 
-def bucket_of(form: str) -> str:
-    """The hash holding a form; the same arithmetic as the lookup script's."""
+def bucket_of(form: str) -> int:
+    """The number of the hash holding a form; the same arithmetic as the lookup script's."""
     number = 0
     for byte in _field(form).encode():
         number = (number * 31 + byte) % BUCKETS
-    return keys.plate_fuzzy_bucket(number)
+    return number
+
+
+def file_image(client, sha256: str, plate: str) -> None:
+    """List the image under its plate, and the plate among the known plates (idempotent)."""
+    run_script(client, _FILE_IMAGE, [keys.plate_images(plate), keys.known_plates_of(plate)], [sha256, plate])
+
+
+def unfile_image(client, sha256: str, plate: str) -> None:
+    """Take the image from its plate's list, and a plate no image shows from the known plates."""
+    run_script(client, _UNFILE_IMAGE, [keys.plate_images(plate), keys.known_plates_of(plate)], [sha256, plate])
 
 
 class PlateIndex:
     def __init__(self, client):
         self.redis = client
-        self._add = client.register_script(_ADD)
         self._find = client.register_script(_FIND)
+        self._prefixes = ",".join(keys.plate_fuzzy_prefix(shard) for shard in range(keys.SHARDS))
 
     def add(self, plates, client=None) -> None:
-        """File normalised plates in the index; idempotent. `client`: a pipeline to queue on."""
+        """File normalised plates in the index; idempotent. `client`: a pipeline to queue on.
+        On a cluster, one call per piece the plate's forms fall in (queued on one pipeline)."""
+        if client is None:
+            with self.redis.pipeline(transaction=False) as pipe:
+                self.add(plates, client=pipe)
+                pipe.execute()
+            return
+        split = is_cluster(client)
         for plate in plates:
             forms = sorted(index_forms(plate))
-            if forms and "," not in plate:
-                self._add(keys=[bucket_of(f) for f in forms], args=[plate, *map(_field, forms)], client=client)
+            if not forms or "," in plate:
+                continue
+            groups = defaultdict(list)
+            for form in forms:
+                groups[bucket_of(form) % keys.SHARDS if split else 0].append(form)
+            for group in groups.values():
+                run_script(client, _ADD, [keys.plate_fuzzy_bucket(bucket_of(f)) for f in group],
+                           [plate, *map(_field, group)])
 
     def near(self, query: str, fuzziness: int) -> list[tuple[str, int]]:
         """(plate, distance) of the indexed plates within `fuzziness` edits, nearest first."""
         if not normalize_plate(query):
             return []
         forms = ",".join(_field(form) for form in probe_forms(query, fuzziness))
-        listed = self._find(args=[keys.plate_fuzzy_bucket(""), BUCKETS, forms])
-        listed = listed.decode() if isinstance(listed, bytes) else listed
+        if is_cluster(self.redis):
+            with self.redis.pipeline(transaction=False) as pipe:
+                for shard in range(keys.SHARDS):
+                    run_script(pipe, _FIND, [keys.plate_fuzzy_bucket(shard)], [self._prefixes, BUCKETS, shard, forms])
+                replies = pipe.execute()
+        else:
+            replies = [self._find(args=[self._prefixes, BUCKETS, "", forms])]
+        listed = ",".join(r.decode() if isinstance(r, bytes) else r for r in replies)
         candidates = set(listed.split(",")) - {""}
         return rank_matches(query, candidates, fuzziness)

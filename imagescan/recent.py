@@ -3,6 +3,10 @@
 The index (`keys.recent_images`) holds every image from its first upload on, scored by the
 time it was first received. A cursor names the last image of a page (its score and SHA-256),
 so pages stay stable while new images arrive at the top: nothing is shown twice or skipped.
+
+The index is split in `keys.SHARDS` pieces by SHA-256 (one key would hold every image on one
+node of a cluster). A page reads the next `limit + 1` of every piece and merges them: the same
+order as one sorted set's (score, then SHA-256, both descending).
 """
 
 from __future__ import annotations
@@ -40,17 +44,44 @@ def _text(value) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _merged(replies, newest_first: bool) -> list[tuple[str, float]]:
+    rows = [(_text(member), score) for reply in replies for member, score in reply]
+    return sorted(rows, key=lambda row: (row[1], row[0]), reverse=newest_first)
+
+
+def add(client, sha256: str, score: float) -> None:
+    """List an image (idempotent: a second call keeps the first time)."""
+    client.zadd(keys.recent_images(keys.shard_of(sha256)), {sha256: score}, nx=True)
+
+
+def remove(client, sha256: str) -> None:
+    client.zrem(keys.recent_images(keys.shard_of(sha256)), sha256)
+
+
 def _newest(client: redis.Redis, cursor: str | None, limit: int) -> list[tuple[str, float]]:
     """Up to limit + 1 (sha256, score) pairs after the cursor, newest first."""
-    if cursor is None:
-        rows = client.zrevrange(keys.recent_images(), 0, limit, withscores=True)
-        return [(_text(member), score) for member, score in rows]
-    score, last = decode_cursor(cursor)
-    rows = client.zrevrangebyscore(keys.recent_images(), score, "-inf", start=0,
-                                   num=limit + 1 + _TIE_ALLOWANCE, withscores=True)
+    score, last = decode_cursor(cursor) if cursor is not None else (None, None)
+    with client.pipeline(transaction=False) as pipe:
+        for shard in range(keys.SHARDS):
+            if score is None:
+                pipe.zrevrange(keys.recent_images(shard), 0, limit, withscores=True)
+            else:
+                pipe.zrevrangebyscore(keys.recent_images(shard), score, "-inf", start=0,
+                                      num=limit + 1 + _TIE_ALLOWANCE, withscores=True)
+        rows = _merged(pipe.execute(), newest_first=True)
+    if score is None:
+        return rows[: limit + 1]
     # Members of equal score come in reverse lexical order: those up to the cursor were shown.
-    after = [(_text(m), s) for m, s in rows if s < score or (s == score and _text(m) < last)]
+    after = [(m, s) for m, s in rows if s < score or (s == score and m < last)]
     return after[: limit + 1]
+
+
+def oldest(client, before: float, limit: int) -> list[str]:
+    """SHA-256 of (at most `limit`) images received before `before` (Unix seconds), oldest first."""
+    with client.pipeline(transaction=False) as pipe:
+        for shard in range(keys.SHARDS):
+            pipe.zrangebyscore(keys.recent_images(shard), "-inf", f"({before}", start=0, num=limit, withscores=True)
+        return [sha256 for sha256, _ in _merged(pipe.execute(), newest_first=False)[:limit]]
 
 
 def summarize(record: dict, names: list[str], sha256: str) -> dict:

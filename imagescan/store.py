@@ -1,101 +1,32 @@
 """ImageStore: every read and write of image records and their indexes in Redis.
 
-Writes that touch several keys for one image run as one Lua script, so a reader never
-sees half an image (a status of `done` without its plates, an alias without its record).
+The keys of one image share a hash slot, and what one image write changes in them runs as one
+Lua script, so a reader never sees half a record. What points at the image from elsewhere
+(aliases, the listing, plate sets, statistics) is written by single-slot steps around that
+script, in an order that a crash cannot turn into a lie (imagescan.imagesteps): on Redis
+Cluster as on one Redis.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import redis
-import redis.sentinel
 
-from . import keys
+from . import erasesteps, imagesteps, keys, stats
 from .blobs import open_blob_store
 from .config import Settings
 from .digests import Digests, digest_kind
+from .imagesteps import UNCOUNTED, UNLISTED
 from .plateindex import PlateIndex
 from .platetext import normalize_plate
+from .recordscripts import BEGIN_SAVE, REGISTER, SAVE, SET_STATUS
+from .redisclient import connect_redis, is_cluster
 
 QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
 NAMES_SHOWN = 50  # names of one image in a listing: the most recent ones (page the rest)
-STATS_DAYS_KEPT = 40  # per-day upload counters outlive the 30 days the stats report
-
-# KEYS: record, names, md5 alias, sha224 alias, today's upload counter, recent images (the
-#       newest-first listing, also read by retention), the erasure tombstones of the three digests
-# ARGV: sha256, md5, sha224, size, received_at, name score (Unix seconds), name ("" for none),
-#       counter ttl
-_REGISTER = """
-local created = redis.call('HSETNX', KEYS[1], 'sha256', ARGV[1])
-if created == 1 then
-  redis.call('HSET', KEYS[1], 'md5', ARGV[2], 'sha224', ARGV[3], 'size', ARGV[4],
-             'received_at', ARGV[5], 'status', 'queued')
-  redis.call('SET', KEYS[3], ARGV[1])
-  redis.call('SET', KEYS[4], ARGV[1])
-  redis.call('INCR', KEYS[5])
-  redis.call('EXPIRE', KEYS[5], ARGV[8])
-  redis.call('ZADD', KEYS[6], ARGV[6], ARGV[1])
-  redis.call('DEL', KEYS[7], KEYS[8], KEYS[9])  -- sent again after an erasure: a new image
-end
-if ARGV[7] ~= '' then
-  redis.call('ZADD', KEYS[2], 'NX', ARGV[6], ARGV[7])
-end
-return {created, redis.call('HGET', KEYS[1], 'status')}
-"""
-
-# KEYS: record, format counts, camera counts, known plates, plate index keys...
-# ARGV: sha256, analysis json, format, width, height, analyzed_at, camera label, plates...
-_SAVE = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == false then return -1 end
-if status == 'done' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'done', 'analysis', ARGV[2], 'format', ARGV[3],
-           'width', ARGV[4], 'height', ARGV[5], 'analyzed_at', ARGV[6])
-redis.call('HDEL', KEYS[1], 'error')
-redis.call('ZINCRBY', KEYS[2], 1, ARGV[3])
-if ARGV[7] ~= '' then redis.call('ZINCRBY', KEYS[3], 1, ARGV[7]) end
-for i = 5, #KEYS do
-  redis.call('SADD', KEYS[i], ARGV[1])
-  redis.call('SADD', KEYS[4], ARGV[i + 3])
-end
-return 1
-"""
-
-# KEYS: record; ARGV: new status, error ("" for none), at
-# Moves queued/processing/failed forward; a finished analysis is never overwritten.
-_SET_STATUS = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == false then return false end
-if status == 'done' then return status end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[3])
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[2]) end
-return status
-"""
-
-
-def connect_redis(settings: Settings) -> redis.Redis:
-    options = {
-        "db": settings.redis_db,
-        "password": settings.redis_password or None,
-        "socket_timeout": settings.network_timeout,
-        "socket_connect_timeout": settings.network_timeout,
-        "health_check_interval": 30,
-        "retry_on_timeout": False,
-    }
-    if settings.redis_sentinels:
-        # Every new connection asks the Sentinels for the current master, so after a failover
-        # the client follows the promoted replica; a connection to a demoted master fails
-        # (READONLY) and is replaced.
-        sentinel = redis.sentinel.Sentinel(
-            list(settings.redis_sentinels),
-            socket_timeout=settings.network_timeout,
-            socket_connect_timeout=settings.network_timeout,
-        )
-        return sentinel.master_for(settings.redis_sentinel_master, **options)
-    return redis.Redis(host=settings.redis_host, port=settings.redis_port, **options)
 
 
 def _now() -> datetime:
@@ -113,9 +44,10 @@ def _text(value) -> str | None:
 class ImageStore:
     def __init__(self, client: redis.Redis):
         self.redis = client
-        self._register = client.register_script(_REGISTER)
-        self._save = client.register_script(_SAVE)
-        self._set_status = client.register_script(_SET_STATUS)
+        self._register = client.register_script(REGISTER)
+        self._begin_save = client.register_script(BEGIN_SAVE)
+        self._save = client.register_script(SAVE)
+        self._set_status = client.register_script(SET_STATUS)
         self.plate_index = PlateIndex(client)
 
     # -- lookups ---------------------------------------------------------------
@@ -216,7 +148,11 @@ class ImageStore:
         return sorted(_text(s) for s in self.redis.smembers(keys.plate_images(normal)))
 
     def known_plates(self) -> list[str]:
-        return [_text(p) for p in self.redis.smembers(keys.known_plates())]
+        """Every indexed plate: the known-plates pieces merged."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for shard in range(keys.SHARDS):
+                pipe.smembers(keys.known_plates(shard))
+            return [_text(p) for members in pipe.execute() for p in members]
 
     def plates_near(self, plate: str, fuzziness: int) -> list[tuple[str, int]]:
         """(plate, edits) of the known plates within `fuzziness` edits, nearest first."""
@@ -225,9 +161,10 @@ class ImageStore:
     def index_known_plates(self, batch: int = 1000) -> int:
         """File every known plate in the fuzzy index (data written before the index existed)."""
         count = 0
-        for chunk in _chunks(self.redis.sscan_iter(keys.known_plates(), count=batch), batch):
-            self.plate_index.add(_text(p) for p in chunk)
-            count += len(chunk)
+        for shard in range(keys.SHARDS):
+            for chunk in _chunks(self.redis.sscan_iter(keys.known_plates(shard), count=batch), batch):
+                self.plate_index.add(_text(p) for p in chunk)
+                count += len(chunk)
         return count
 
     def md5s(self, sha256s: list[str]) -> list[str]:
@@ -242,70 +179,107 @@ class ImageStore:
 
     def register_upload(self, digests: Digests, size: int, name: str | None = None) -> tuple[bool, str]:
         """Record an image (once) and one more name for it. Returns (created, status)."""
-        created, status = self._register(**self._register_call(digests, size, name))
+        call = self._register_call(digests, size, name)
+        created, status, unlisted, erasing = self._register(**call)
+        if erasing and erasesteps.finish(self.redis, digests.sha256):  # these bytes were being erased
+            created, status, unlisted, erasing = self._register(**call)
+        if created:  # list it: what to list is known
+            imagesteps.list_image(self.redis, digests.sha256, self._listed_record(digests, call))
+        elif unlisted:  # an earlier attempt died before it was listed: list it now
+            imagesteps.complete_pending(self.redis, digests.sha256)
         return bool(created), _text(status)
+
+    @staticmethod
+    def _listed_record(digests: Digests, call: dict) -> dict:
+        """What the listing steps need of a record just created by `call`."""
+        return {"md5": digests.md5, "sha224": digests.sha224, "ts": call["args"][5], "received_at": call["args"][4]}
 
     @staticmethod
     def _register_call(digests: Digests, size: int, name: str | None) -> dict:
         now = _now()
         return {
-            "keys": [
-                keys.image(digests.sha256),
-                keys.image_names(digests.sha256),
-                keys.digest_alias(digests.md5),
-                keys.digest_alias(digests.sha224),
-                keys.uploads_on_day(now.date().isoformat()),
-                keys.recent_images(),
-                keys.erased(digests.sha256), keys.erased(digests.md5), keys.erased(digests.sha224),
-            ],
-            "args": [
-                digests.sha256, digests.md5, digests.sha224, size, _iso(now),
-                now.timestamp(), name or "", STATS_DAYS_KEPT * 86400,
-            ],
+            "keys": [keys.image(digests.sha256), keys.image_names(digests.sha256),
+                     keys.image_erasure(digests.sha256)],
+            "args": [digests.sha256, digests.md5, digests.sha224, size, _iso(now), repr(now.timestamp()),
+                     name or ""],
         }
 
     def mark_processing(self, sha256: str) -> str | None:
-        """Set `processing` unless already done; returns the status it had (None: unknown)."""
-        return _text(self._set_status(keys=[keys.image(sha256)], args=[PROCESSING, "", _iso(_now())]))
+        """Set `processing` unless already done; returns the status it had (None: unknown).
+        An upload whose steps were cut short is finished here, before its analysis."""
+        status, unlisted = self._set_status(keys=[keys.image(sha256)], args=[PROCESSING, "", _iso(_now())])
+        if unlisted:
+            imagesteps.complete_pending(self.redis, sha256)
+        return _text(status)
 
     def mark_failed(self, sha256: str, reason: str) -> str | None:
-        return _text(self._set_status(keys=[keys.image(sha256)], args=[FAILED, reason[:500], _iso(_now())]))
+        status, _ = self._set_status(keys=[keys.image(sha256)], args=[FAILED, reason[:500], _iso(_now())])
+        return _text(status)
 
     def save_analysis(self, sha256: str, *, format: str, width: int, height: int,
                       results: dict, camera_label: str | None) -> bool:
-        """Store the analysis and index its plates, all at once. False if it was already done."""
-        call = self._save_call(sha256, format, width, height, results, camera_label)
-        outcome = self._save(**call)
+        """Store the analysis and index its plates. False if it was already done.
+
+        Plates are filed before the record says `done` (so `done` means findable by plate),
+        after the record names them (so an erasure meanwhile unfiles them)."""
+        plates = sorted({p["plate"] for p in results.get("plates", []) if p.get("plate")})
+        outcome = self._begin_save(keys=[keys.image(sha256)], args=[",".join(plates)])
+        if outcome == 1:
+            imagesteps.file_plates(self.redis, self.plate_index, sha256, plates)
+            args = self._save_args(format, width, height, results, camera_label)
+            outcome, incarnation = self._save(keys=[keys.image(sha256)], args=args)
         if outcome == -1:
+            imagesteps.unfile_plates(self.redis, sha256, plates)  # erased meanwhile
             raise KeyError(f"no image record for {sha256}")
-        # Idempotent, so also run when this was a redelivery of an analysis already saved.
-        self.plate_index.add(call["args"][7:])
+        if outcome == 1:
+            imagesteps.count_analysis(self.redis, sha256, {"ts": _text(incarnation), "format": format,
+                                                           "camera": camera_label or ""})
+        else:  # a redelivery: finish what the first delivery may have left
+            imagesteps.complete_pending(self.redis, sha256)
         return outcome == 1
 
     @staticmethod
-    def _save_call(sha256: str, format: str, width: int, height: int, results: dict,
-                   camera_label: str | None) -> dict:
-        plates = sorted({p["plate"] for p in results.get("plates", []) if p.get("plate")})
-        return {
-            "keys": [keys.image(sha256), keys.format_counts(), keys.camera_counts(), keys.known_plates()]
-            + [keys.plate_images(p) for p in plates],
-            "args": [sha256, json.dumps(results, separators=(",", ":")), format, width, height,
-                     _iso(_now()), camera_label or ""] + plates,
-        }
+    def _save_args(format: str, width: int, height: int, results: dict, camera_label: str | None) -> list:
+        return [json.dumps(results, separators=(",", ":")), format, width, height, _iso(_now()),
+                camera_label or ""]
 
     def import_analysed(self, images: list[dict]) -> None:
-        """Record many analysed images in one round trip: the same writes as register_upload
-        then save_analysis for each. `images`: dicts of digests, size, name and the keyword
-        arguments of save_analysis. For imports and the benchmark's millions of records."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for image in images:
-                image = dict(image)
-                digests, size, name = image.pop("digests"), image.pop("size"), image.pop("name")
-                self._register(**self._register_call(digests, size, name), client=pipe)
-                call = self._save_call(digests.sha256, **image)
-                self._save(**call, client=pipe)
-                self.plate_index.add(call["args"][7:], client=pipe)
-            pipe.execute()
+        """Record many new analysed images in few round trips: the same writes as
+        register_upload then save_analysis for each (an image already stored goes through
+        those, and so does every image on a cluster, whose pipelines run on several nodes at
+        once: the steps' order would not hold). `images`: dicts of digests, size, name and the
+        keyword arguments of save_analysis. For imports and the benchmark's millions of records."""
+        created = [False] * len(images)
+        if not is_cluster(self.redis):
+            with self.redis.pipeline(transaction=False) as pipe:  # one Redis runs it in order
+                calls = [self._register_call(image["digests"], image["size"], image["name"]) for image in images]
+                for call in calls:
+                    self._register(**call, client=pipe)
+                created = [reply[0] == 1 for reply in pipe.execute()]
+                for image, call, new in zip(images, calls, created):
+                    if new:
+                        self._queue_new_analysed(pipe, image, call)
+                pipe.execute()
+        for image, new in zip(images, created):
+            if not new:
+                fields = {k: v for k, v in image.items() if k not in ("digests", "size", "name")}
+                self.register_upload(image["digests"], image["size"], image["name"])
+                self.save_analysis(image["digests"].sha256, **fields)
+
+    def _queue_new_analysed(self, pipe, image: dict, call: dict) -> None:
+        """The steps of a record just created, values known: no read, all queued on `pipe`, in
+        the order the single steps keep (one Redis runs a pipeline in order)."""
+        sha256, results = image["digests"].sha256, image["results"]
+        plates = sorted({p["plate"] for p in results.get("plates", []) if p.get("plate")})
+        record = self._listed_record(image["digests"], call)
+        imagesteps.queue_listing(pipe, sha256, record)
+        pipe.hdel(keys.image(sha256), UNLISTED)  # after the steps: one Redis runs them in order
+        self._begin_save(keys=[keys.image(sha256)], args=[",".join(plates)], client=pipe)
+        imagesteps.queue_plates(pipe, self.plate_index, sha256, plates)
+        args = self._save_args(image["format"], image["width"], image["height"], results, image["camera_label"])
+        self._save(keys=[keys.image(sha256)], args=args, client=pipe)
+        stats.count_analysis(pipe, sha256, record["ts"], image["format"], image["camera_label"])
+        pipe.hdel(keys.image(sha256), UNCOUNTED)
 
     # -- URLs ------------------------------------------------------------------
 
@@ -323,20 +297,17 @@ class ImageStore:
 
     def uploads_per_day(self, days: int = 30, today: datetime | None = None) -> dict[str, int]:
         """UTC day -> images first received that day, for the last `days` days with uploads."""
-        today = (today or _now()).date()
-        dates = [(today - timedelta(days=offset)).isoformat() for offset in range(days)]
-        counts = self.redis.mget([keys.uploads_on_day(d) for d in dates])
-        return {d: int(c) for d, c in sorted(zip(dates, counts)) if c}
+        return stats.uploads_per_day(self.redis, days, today)
 
     def top_formats(self, n: int = 1) -> list[tuple[str, int]]:
-        return [(_text(f), int(c)) for f, c in self.redis.zrevrange(keys.format_counts(), 0, n - 1, withscores=True)]
+        return stats.top(self.redis, keys.format_counts(), n)
 
     def top_cameras(self, n: int = 10) -> list[tuple[str, int]]:
-        return [(_text(m), int(c)) for m, c in self.redis.zrevrange(keys.camera_counts(), 0, n - 1, withscores=True)]
+        return stats.top(self.redis, keys.camera_counts(), n)
 
     def ping(self) -> bool:
         try:
-            return bool(self.redis.ping())
+            return bool(self.redis.ping(target_nodes="all") if is_cluster(self.redis) else self.redis.ping())
         except redis.RedisError:
             return False
 

@@ -25,6 +25,19 @@ redis_client = redis_factories.redisdb("redis_server")
 rabbitmq_server = rabbitmq_factories.rabbitmq_proc(port=None, distribution_port=None)
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    """A real Redis Cluster (three masters, one replica each) for the whole session; tests that
+    use it flush it first (see tests/integration/conftest.py)."""
+    from tests.rediscluster import LocalRedisCluster
+
+    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
 def shared_data(*parts: str) -> Path:
     """A path under the shared test data, or a skip when that data is not beside the checkout."""
     path = SHARED_DATA.joinpath(*parts)

@@ -18,11 +18,11 @@ from __future__ import annotations
 import logging
 import time
 
-import redis
 from tenacity import RetryError
 
 from imagescan import backoff, imaging, keys, topology
 from imagescan.blobs import BlobStoreUnavailable
+from imagescan.redisclient import REDIS_DOWN
 
 from . import job_outputs
 from .metrics import IMAGES, counts_attempts, counts_dead_letters
@@ -31,7 +31,7 @@ from .services import WorkerServices
 
 log = logging.getLogger("imagescan.worker")
 ATTEMPTS_KEPT_SECONDS = 30 * 86400
-STORAGE_DOWN = (redis.ConnectionError, redis.TimeoutError, BlobStoreUnavailable)
+STORAGE_DOWN = (*REDIS_DOWN, BlobStoreUnavailable)  # REDIS_DOWN: also a cluster failing over
 
 
 class Stopping(Exception):

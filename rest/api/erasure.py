@@ -25,7 +25,7 @@ blueprint = Blueprint("erasure", __name__)
 def delete_image(digest: str):
     services = current()
     try:
-        sha256 = services.store.resolve(digest)
+        sha256 = services.store.resolve(digest) or erasure.unfinished(services.redis, digest)
         erased = erasure.erase(services.store, services.blobs, sha256, who=who()) if sha256 else None
         if erased is None and erasure.recently_erased(services.redis, digest):
             return jsonify({"digest": digest.lower(), "status": "already erased"})

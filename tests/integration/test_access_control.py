@@ -180,7 +180,7 @@ def test_seed_mode_ignores_scoped_keys_and_keeps_the_seed_behaviour(client, scop
 def keys_command(settings, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "REDIS_HOST": settings.redis_host, "REDIS_PORT": str(settings.redis_port),
            "RABBITMQ_HOST": settings.rabbitmq_host, "RABBITMQ_PORT": str(settings.rabbitmq_port),
-           "HOSTNAME": "keyhost"}
+           "HOSTNAME": "keyhost", "REDIS_CLUSTER": "1" if settings.redis_cluster else "0"}
     return subprocess.run([sys.executable, "-m", "imagescan.apikeys", *args], capture_output=True, text=True,
                           timeout=60, env=env, cwd=REPO_ROOT, check=False)
 

@@ -129,13 +129,13 @@ def test_plates_and_the_directory_blob_store_keep_nothing(settings, redis_client
     job_id = finished_job(client, tagged)
     output = client.get(f"/jobs/{job_id}/output").data
     assert client.get(f"/license/{plate}").get_json() == [erased.md5]
-    assert plate in {p.decode() for p in redis_client.smembers(keys.known_plates())}
+    assert plate in {p.decode() for p in redis_client.smembers(keys.known_plates_of(plate))}
 
     assert client.delete(f"/images/{erased.sha224}", headers=ADMIN).status_code == 200
 
     nothing_reveals(client, erased, [job_id])
     assert client.get(f"/license/{plate}").get_json() == []
-    assert plate not in {p.decode() for p in redis_client.smembers(keys.known_plates())}
+    assert plate not in {p.decode() for p in redis_client.smembers(keys.known_plates_of(plate))}
     assert redis_traces(redis_client, [erased.md5, erased.sha224, erased.sha256]) == []
     assert file_traces(tmp_path / "blobs", [tagged, output, erased.sha256.encode()]) == []
     assert client.get(f"/api/images/{kept.sha256}").status_code == 200  # the other image stays
@@ -260,7 +260,7 @@ def test_the_worker_retention_task_erases_in_the_background(settings, client, re
     from worker.retention import RetentionTask
 
     aged, fresh = scan(client, "aged.jpg", jpeg(seed=70)), scan(client, "fresh.jpg", jpeg(seed=71))
-    redis_client.zadd(keys.recent_images(), {aged.sha256: time.time() - 3 * 86400}, xx=True)  # received 3 days ago
+    redis_client.zadd(keys.recent_images(keys.shard_of(aged.sha256)), {aged.sha256: time.time() - 3 * 86400}, xx=True)  # received 3 days ago
     services = worker_services(settings=settings.replace(retention_days=2, retention_interval=0.3))
     task = RetentionTask(services).start()
     try:

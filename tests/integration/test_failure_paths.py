@@ -65,13 +65,19 @@ class DiesAfterOneCommand:
     lambda client, job_id, sha: jobs.complete(client, job_id, sha, "ff" * 32, "image/png"),
     lambda client, job_id, sha: jobs.fail(client, job_id, sha, "the analysis failed"),
 ], ids=["complete", "fail"])
-def test_finishing_a_job_is_one_step_a_crash_cannot_split(redis_client, finish):
+def test_a_job_finish_cut_short_by_a_crash_is_completed_by_the_redelivery(redis_client, finish):
+    # Finishing is two single-slot steps (the job's record, then the image's waiting set; see
+    # imagescan.job_records): a crash between leaves the job listed as waiting, and the work
+    # delivered again finishes it again, which takes it off the list.
     job_id, sha = str(uuid.uuid4()), "ab" * 32
     jobs.create(redis_client, job_id, sha)
     try:
         finish(DiesAfterOneCommand(redis_client), job_id, sha)
     except redis.ConnectionError:
         pass
+    assert jobs.get(redis_client, job_id).finished
+    assert job_id.encode() in redis_client.smembers(keys.image_jobs(sha))  # the crash cut it short
+    finish(redis_client, job_id, sha)  # the redelivery
     job = jobs.get(redis_client, job_id)
     if job.finished:  # then all of it: it expires and no longer waits on the image
         assert redis_client.ttl(keys.job(job_id)) > 0

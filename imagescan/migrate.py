@@ -1,0 +1,93 @@
+"""One-off upgrade of a Redis written before the keys had hash tags and shards.
+
+    python -m imagescan.migrate [--dry-run]
+
+Run it once, with every service stopped, against the Redis the services used (REDIS_HOST...:
+one Redis or the Sentinels' master). It renames every key to its new name (RENAME keeps the
+value and the TTL), splits the two big sets (`plates`, `images:recent`) into their pieces, and
+drops the caches and tombstones (thumbnails, transforms, day-old tombstones: made again as
+needed). Keys already in the new layout are left alone, so a second run changes nothing.
+Moving the data to a Redis Cluster afterwards is Redis's own tool:
+`redis-cli --cluster import CLUSTER_HOST:PORT --cluster-from OLD_HOST:PORT --cluster-copy`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import Counter
+
+from . import keys, recent
+
+_RENAMES = [(re.compile(pattern), rename) for pattern, rename in keys.legacy_renames()]
+_CACHES = [re.compile(pattern) for pattern in keys.LEGACY_CACHES]
+BATCH = 1000
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def new_name(old: str) -> str | None:
+    """The key's name in the current layout; None when it keeps its name (or is no old key)."""
+    for pattern, rename in _RENAMES:
+        matched = pattern.match(old)
+        if matched:
+            return rename(*matched.groups())
+    return None
+
+
+def _split_sets(client, dry_run: bool, counts: Counter) -> None:
+    old_plates, old_recent = keys.LEGACY_SPLIT_SETS
+    for plate in client.sscan_iter(old_plates, count=BATCH):
+        counts["known plates"] += 1
+        if not dry_run:
+            client.sadd(keys.known_plates_of(_text(plate)), plate)
+    for sha256, score in client.zscan_iter(old_recent, count=BATCH):
+        counts["listed images"] += 1
+        if not dry_run:
+            recent.add(client, _text(sha256), score)
+    if not dry_run:
+        client.delete(old_plates, old_recent)
+
+
+def migrate(client, dry_run: bool = False) -> Counter:
+    """Rename, split and drop (see the module's docstring); what was done, counted by kind."""
+    counts: Counter = Counter()
+    _split_sets(client, dry_run, counts)
+    for raw in client.scan_iter(count=BATCH):
+        old = _text(raw)
+        if "{" in old:
+            continue  # already in the new layout
+        if any(pattern.match(old) for pattern in _CACHES):
+            counts["caches dropped"] += 1
+            if not dry_run:
+                client.delete(old)
+            continue
+        target = new_name(old)
+        if target is not None and target != old:
+            counts["renamed"] += 1
+            if not dry_run:
+                client.rename(old, target)
+    return counts
+
+
+def main(argv=None) -> int:
+    from . import config
+    from .redisclient import connect_redis, is_cluster
+
+    parser = argparse.ArgumentParser(prog="python -m imagescan.migrate", description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true", help="count what would change, change nothing")
+    args = parser.parse_args(argv)
+    client = connect_redis(config.load("python -m imagescan.migrate"))
+    if is_cluster(client):
+        print("run this against the old single Redis, then import its keys into the cluster", file=sys.stderr)
+        return 2
+    for kind, count in sorted(migrate(client, args.dry_run).items()):
+        print(f"{kind}: {count}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -317,7 +317,7 @@ build_and_push() {
     for service in "${SERVICES[@]}"; do
         ref=$(image_ref "$service")
         note "building $ref"
-        run "$CONTAINER_TOOL" build "${platform_args[@]}" -f "$REPO_ROOT/$service/Dockerfile" -t "$ref" "$REPO_ROOT" ||
+        run "$CONTAINER_TOOL" build "${platform_args[@]}" -f "$REPO_ROOT/Dockerfile" --target "$service" -t "$ref" "$REPO_ROOT" ||
             die "building $ref failed"
         note "pushing $ref"
         run "$CONTAINER_TOOL" push "$ref" ||

@@ -68,3 +68,16 @@ class Analyzer:
         """The JSON-ready fields the finding becomes in the image record. Runs after every
         analyzer's `analyze`, and again if the save is retried: any index write is idempotent."""
         return {self.name: finding}
+
+
+class EngineAnalyzer(Analyzer):
+    """An analyzer that runs a recognition engine: the worker's own when it was built with one
+    (tests and benchmarks pass `plates=` / `faces=`: the attribute of the analyzer's name),
+    else the one `load_engine` makes from the settings, loaded once per worker process."""
+
+    def __init__(self, worker):
+        super().__init__(worker)
+        self.engine = getattr(worker, self.name, None) or self.load_engine(worker.settings)
+
+    def load_engine(self, settings):
+        raise NotImplementedError

@@ -125,3 +125,13 @@ def test_the_worker_stops_at_once_on_an_unknown_analyzer():
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(
         "worker: configuration error: ANALYZERS names 'colour', which no installed analyzer provides")
+
+
+def test_a_worker_built_from_settings_runs_the_engines_they_name():
+    from imagescan.analyzers import NoFaces, NoPlates
+    from worker.services import WorkerServices
+
+    services = WorkerServices.build(Settings(plate_engine="none", face_engine="none", analyzers=("faces", "plates")))
+    faces, plates = services.analyzers
+    assert isinstance(plates.engine, NoPlates) and isinstance(faces.engine, NoFaces)
+    services.redis.close()

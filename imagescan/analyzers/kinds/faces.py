@@ -6,20 +6,16 @@ keeps only each face's box. Matches are computed when `/images/<digest>` is read
 
 from __future__ import annotations
 
-from .. import FaceFound, load_face_recognizer
-from ..base import Analyzer, Need
+from .. import FaceFound, FaceRecognizer, load_face_recognizer
+from ..base import EngineAnalyzer
 
 
-class FacesAnalyzer(Analyzer):
-    name = "faces"
-    needs = Need.PIXELS
+class FacesAnalyzer(EngineAnalyzer):
+    name = "faces"  # needs the pixels
 
-    def __init__(self, worker):
-        super().__init__(worker)
-        settings = worker.settings
+    def load_engine(self, settings) -> FaceRecognizer:
         options = {"max_side": settings.face_max_side} if settings.face_engine == "dlib" else {}
-        # A worker built with an engine of its own (tests, benchmarks) keeps it.
-        self.engine = worker.faces or load_face_recognizer(settings.face_engine, **options)
+        return load_face_recognizer(settings.face_engine, **options)
 
     def analyze(self, pixels) -> list[FaceFound]:
         return self.engine.detect(pixels)

@@ -6,19 +6,15 @@ fuzzy plate search) in the same atomic write, from the `plates` field.
 
 from __future__ import annotations
 
-from .. import PlateRead, load_plate_recognizer
-from ..base import Analyzer, Need
+from .. import PlateRead, PlateRecognizer, load_plate_recognizer
+from ..base import EngineAnalyzer
 
 
-class PlatesAnalyzer(Analyzer):
-    name = "plates"
-    needs = Need.PIXELS
+class PlatesAnalyzer(EngineAnalyzer):
+    name = "plates"  # needs the pixels
 
-    def __init__(self, worker):
-        super().__init__(worker)
-        settings = worker.settings
-        # A worker built with an engine of its own (tests, benchmarks) keeps it.
-        self.engine = worker.plates or load_plate_recognizer(settings.plate_engine, region=settings.plate_region)
+    def load_engine(self, settings) -> PlateRecognizer:
+        return load_plate_recognizer(settings.plate_engine, region=settings.plate_region)
 
     def analyze(self, pixels) -> list[PlateRead]:
         return self.engine.recognize(pixels)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the REST image from rest/Dockerfile, push it (default registry gcr.io/$PROJECT),
+# Build the REST image (the Dockerfile's rest target), push it (default registry gcr.io/$PROJECT),
 # create or update the rest Deployment and its external endpoint (LoadBalancer Service, or
 # Ingress with --endpoint ingress), and print the external IP once the cluster assigns one.
 #

@@ -59,6 +59,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_upload_mb", "MAX_UPLOAD_MB", int, 100, 1, "largest request body (and fetched URL)"),
     Setting("max_image_pixels", "MAX_IMAGE_PIXELS", int, 100_000_000, 1, "largest image we decode"),
     Setting("max_attempts", "MAX_ATTEMPTS", int, 3, 1, "deliveries before a message is dead-lettered"),
+    Setting("analyzers", "ANALYZERS", tuple, ("plates", "faces", "exif"),
+            help="the analyzers a worker runs on each image, in this order (entry-point names)"),
     Setting("plate_engine", "PLATE_ENGINE", str, "rapidocr"),
     Setting("plate_region", "PLATE_REGION", str, "auto"),
     Setting("face_engine", "FACE_ENGINE", str, "dlib"),

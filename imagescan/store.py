@@ -117,6 +117,8 @@ class ImageStore:
             "plates": results.get("plates", []),
             "faces": results.get("faces", []),
         }
+        # What the other analyzers (ANALYZERS) found, each under its own field.
+        document.update((field, value) for field, value in results.items() if field not in document)
         if record.get("error"):
             document["error"] = record["error"]
         return document

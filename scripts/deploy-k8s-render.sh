@@ -3,6 +3,17 @@
 # kustomize overlay over a copy of k8s/ with the namespace, components, images by digest,
 # the real secrets, and one secrets checksum per workload.
 
+# The components the overlay adds to the base, from the options.
+components() {
+    [[ $ENDPOINT == ingress ]] && echo ingress
+    case $AUTOSCALE in
+        cpu) echo rest-hpa; echo worker-hpa ;;
+        keda) echo rest-hpa; echo worker-keda ;;
+    esac
+    [[ $MONITORING == 1 ]] && echo monitoring
+    return 0
+}
+
 # The pods run every image by digest: a tag can be moved, a digest cannot. Ours come from
 # the push; Redis and RabbitMQ (by tag in k8s/) are pulled once to learn theirs.
 declare -A DIGESTS=()

@@ -109,6 +109,17 @@ def _start_exporter(settings: Settings):
     return exporter
 
 
+def _check_analyzers(settings: Settings) -> None:
+    """Stop at once, with one line, on an ANALYZERS name no installed analyzer has (rather than
+    in every worker process the supervisor would start)."""
+    from imagescan.analyzers.registry import check_names
+
+    try:
+        check_names(settings.analyzers)
+    except config.ConfigError as error:
+        raise SystemExit(f"worker: configuration error: {error}") from None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
@@ -124,6 +135,7 @@ def main(argv=None) -> int:
         from .retry import retry_failed
 
         return retry_failed(settings, args.retry)
+    _check_analyzers(settings)
     if args.child:
         return run_child(settings)
     return supervise(settings)

@@ -24,9 +24,9 @@ from imagescan import backoff, imaging, keys, topology
 from imagescan.blobs import BlobStoreUnavailable
 from imagescan.redisclient import REDIS_DOWN
 
-from . import job_outputs
+from . import job_outputs, pipeline
 from .metrics import IMAGES, counts_attempts, counts_dead_letters
-from .pipeline import OriginalMissing, analyze
+from .pipeline import OriginalMissing
 from .services import WorkerServices
 
 log = logging.getLogger("imagescan.worker")
@@ -92,7 +92,7 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
     log.debug("analysing %s", sha256, extra=context)
     started = time.monotonic()
     try:
-        outcome = with_redis(lambda: analyze(services, sha256), should_stop, what="read original")
+        outcome = with_redis(lambda: pipeline.analyze(services, sha256), should_stop, what="read original")
     except (imaging.ImageRejected, OriginalMissing) as rejected:
         reason = getattr(rejected, "reason", None) or str(rejected)
         with_redis(lambda: services.store.mark_failed(sha256, reason), should_stop, what="status")
@@ -101,16 +101,14 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
         IMAGES.labels("failed").inc()
         with_redis(lambda: job_outputs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
         return
-    results = outcome["results"]
-    results["faces"] = with_redis(
-        lambda: index_faces(services, sha256, results["faces"]), should_stop, what="face index"
-    )
+    results = with_redis(lambda: pipeline.record(services, sha256, outcome["findings"]),
+                         should_stop, what="analyzer indexes")
     info = outcome["info"]
     try:
         stored = with_redis(
             lambda: services.store.save_analysis(
                 sha256, format=info.format, width=info.width, height=info.height,
-                results=results, camera_label=outcome["camera_label"],
+                results=results, camera_label=pipeline.camera_label(results),
             ),
             should_stop, what="save analysis",
         )
@@ -120,22 +118,15 @@ def handle(services: WorkerServices, message: dict, should_stop=lambda: False) -
         IMAGES.labels("erased").inc()
         return
     IMAGES.labels("done" if stored else "duplicate").inc()
+    plates, faces = results.get("plates", []), results.get("faces", [])
     log.info(
         "inserted analysis of %s: %d plate(s), %d face(s), geotag %s",
-        sha256, len(results["plates"]), len(results["faces"]), "yes" if results["geotag"] else "no",
+        sha256, len(plates), len(faces), "yes" if results.get("geotag") else "no",
         extra={**context, "outcome": "done" if stored else "duplicate", "db_insert": stored,
-               "plates": [p["plate"] for p in results["plates"]],
+               "plates": [p["plate"] for p in plates], "analyzers": [a.name for a in services.analyzers],
                "seconds": round(time.monotonic() - started, 3)},
     )
     with_redis(lambda: job_outputs.render_jobs_for_image(services, sha256), should_stop, what="jobs")
-
-
-def index_faces(services: WorkerServices, sha256: str, faces) -> list[dict]:
-    """Add the faces to the shared index (which records matches both ways) and describe them."""
-    if not faces:
-        return []
-    services.face_index.add_image_faces(sha256, faces)
-    return [{"box": face.box.to_dict()} for face in faces]
 
 
 @counts_dead_letters

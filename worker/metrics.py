@@ -28,7 +28,7 @@ ATTEMPTS = Counter("imagescan_worker_attempts", "Work message deliveries handled
                    ["kind", "result"])
 DEAD_LETTERS = Counter("imagescan_worker_dead_letters", "Dead-lettered messages recorded, by kind", ["kind"])
 STEP_SECONDS = Histogram("imagescan_worker_analysis_seconds",
-                         "Time of one analysis step of an image (decode, exif, plates, faces)",
+                         "Time of one analysis step of an image (decode, then each analyzer by name)",
                          ["step"], buckets=STEP_BUCKETS)
 IMAGE_SECONDS = Histogram("imagescan_worker_image_seconds",
                           "Time to handle one analyze message, Redis writes included", buckets=STEP_BUCKETS)

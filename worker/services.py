@@ -6,12 +6,9 @@ from dataclasses import dataclass
 
 import redis
 
-from imagescan.analyzers import (
-    FaceRecognizer,
-    PlateRecognizer,
-    load_face_recognizer,
-    load_plate_recognizer,
-)
+from imagescan.analyzers import FaceRecognizer, PlateRecognizer
+from imagescan.analyzers.base import Analyzer
+from imagescan.analyzers.registry import load_analyzers
 from imagescan.blobs import BlobStore
 from imagescan.config import Settings
 from imagescan.faceindex import FaceIndex
@@ -26,20 +23,19 @@ class WorkerServices:
     redis: redis.Redis
     store: ImageStore
     blobs: BlobStore
-    plates: PlateRecognizer
-    faces: FaceRecognizer
+    # The plate and face engines, when the worker is built with engines of its own (tests,
+    # benchmarks); None: the plates and faces analyzers load the ones the settings name.
+    plates: PlateRecognizer | None
+    faces: FaceRecognizer | None
     face_index: FaceIndex
+    analyzers: tuple[Analyzer, ...] = ()  # empty: those ANALYZERS names, constructed here
+
+    def __post_init__(self):
+        if not self.analyzers:
+            self.analyzers = load_analyzers(self.settings.analyzers, self)
 
     @classmethod
     def build(cls, settings: Settings) -> WorkerServices:
         client, store, blobs = open_storage(settings)
-        face_options = {"max_side": settings.face_max_side} if settings.face_engine == "dlib" else {}
-        return cls(
-            settings=settings,
-            redis=client,
-            store=store,
-            blobs=blobs,
-            plates=load_plate_recognizer(settings.plate_engine, region=settings.plate_region),
-            faces=load_face_recognizer(settings.face_engine, **face_options),
-            face_index=MeasuredFaceIndex(client, settings.face_tolerance),
-        )
+        return cls(settings=settings, redis=client, store=store, blobs=blobs, plates=None, faces=None,
+                   face_index=MeasuredFaceIndex(client, settings.face_tolerance))

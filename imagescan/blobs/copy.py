@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 
 from ..config import Settings
-from . import BACKENDS, BlobStore, open_blob_store, sniff_content_type
+from . import BACKENDS, HEAD_BYTES, BlobStore, open_blob_store, sniff_content_type
 
 log = logging.getLogger("imagescan.blobs.copy")
 
@@ -46,7 +46,7 @@ def copy_blobs(source: BlobStore, destination: BlobStore, progress=lambda report
             log.error("blob %s does not match its name; not copied", sha256)
             report.corrupt += 1
         else:
-            destination.put(sha256, data, sniff_content_type(data[:16]))
+            destination.put(sha256, data, sniff_content_type(data[:HEAD_BYTES]))
             report.copied += 1
         progress(report)
     return report

@@ -16,24 +16,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import (
-    CHUNK_BYTES,
-    DEFAULT_CONTENT_TYPE,
-    BlobInfo,
-    BlobStoreUnavailable,
-    BlobStream,
-    checked,
-    is_digest,
-    sniff_content_type,
-)
+from . import base
 
 TEMP_PREFIX = ".tmp-"
-_HEAD_BYTES = 16
 
 
-def _unavailable(action: str, exc: OSError) -> BlobStoreUnavailable:
+def _unavailable(action: str, exc: OSError) -> base.BlobStoreUnavailable:
     reason = errno.errorcode.get(exc.errno or 0, "error")
-    return BlobStoreUnavailable(exc.errno, f"blob directory: cannot {action} ({reason}): {exc.strerror}")
+    return base.BlobStoreUnavailable(exc.errno, f"blob directory: cannot {action} ({reason}): {exc.strerror}")
 
 
 def _fsync_directory(path: Path) -> None:
@@ -52,10 +42,10 @@ class DirectoryBlobStore:
         self._root.mkdir(parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
-        sha256 = checked(sha256)
+        sha256 = base.checked(sha256)
         return self._root / sha256[:2] / sha256[2:4] / sha256
 
-    def put(self, sha256: str, data: bytes, content_type: str = DEFAULT_CONTENT_TYPE) -> None:
+    def put(self, sha256: str, data: bytes, content_type: str = base.DEFAULT_CONTENT_TYPE) -> None:
         path = self.path(sha256)
         if path.exists():
             return
@@ -88,16 +78,16 @@ class DirectoryBlobStore:
         except OSError as exc:
             raise _unavailable("read", exc) from exc
 
-    def stat(self, sha256: str) -> BlobInfo | None:
+    def stat(self, sha256: str) -> base.BlobInfo | None:
         try:
             with open(self.path(sha256), "rb") as blob:
-                return BlobInfo(os.fstat(blob.fileno()).st_size, sniff_content_type(blob.read(_HEAD_BYTES)))
+                return base.BlobInfo(os.fstat(blob.fileno()).st_size, base.sniff_content_type(blob.read(base.HEAD_BYTES)))
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise _unavailable("read", exc) from exc
 
-    def open(self, sha256: str, start: int = 0, stop: int | None = None) -> BlobStream | None:
+    def open(self, sha256: str, start: int = 0, stop: int | None = None) -> base.BlobStream | None:
         try:
             blob = open(self.path(sha256), "rb")  # noqa: SIM115 - closed by the BlobStream
         except FileNotFoundError:
@@ -107,12 +97,12 @@ class DirectoryBlobStore:
         size = os.fstat(blob.fileno()).st_size
         stop = size if stop is None else min(stop, size)
         blob.seek(start)
-        return BlobStream(self._chunks(blob, stop - start), max(stop - start, 0), blob.close)
+        return base.BlobStream(self._chunks(blob, stop - start), max(stop - start, 0), blob.close)
 
     @staticmethod
     def _chunks(blob, remaining: int) -> Iterator[bytes]:
         while remaining > 0:
-            chunk = blob.read(min(CHUNK_BYTES, remaining))
+            chunk = blob.read(min(base.CHUNK_BYTES, remaining))
             if not chunk:
                 return
             remaining -= len(chunk)
@@ -137,4 +127,4 @@ class DirectoryBlobStore:
                 continue
             for second in sorted(first.iterdir()):
                 if second.is_dir():
-                    yield from sorted(p.name for p in second.iterdir() if is_digest(p.name))
+                    yield from sorted(p.name for p in second.iterdir() if base.is_digest(p.name))

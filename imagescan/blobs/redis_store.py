@@ -11,62 +11,51 @@ from collections.abc import Iterator
 import redis
 
 from .. import keys
-from . import (
-    CHUNK_BYTES,
-    DEFAULT_CONTENT_TYPE,
-    BlobInfo,
-    BlobStoreUnavailable,
-    BlobStream,
-    checked,
-    is_digest,
-    sniff_content_type,
-)
-
-_HEAD_BYTES = 16
+from . import base
 
 
 class RedisBlobStore:
     def __init__(self, client: redis.Redis):
         self._redis = client
 
-    def put(self, sha256: str, data: bytes, content_type: str = DEFAULT_CONTENT_TYPE) -> None:
+    def put(self, sha256: str, data: bytes, content_type: str = base.DEFAULT_CONTENT_TYPE) -> None:
         # SET NX: content-addressed, so an existing blob is already these bytes.
-        self._redis.set(keys.blob(checked(sha256)), data, nx=True)
+        self._redis.set(keys.blob(base.checked(sha256)), data, nx=True)
 
     def get(self, sha256: str) -> bytes | None:
-        return self._redis.get(keys.blob(checked(sha256)))
+        return self._redis.get(keys.blob(base.checked(sha256)))
 
-    def stat(self, sha256: str) -> BlobInfo | None:
-        key = keys.blob(checked(sha256))
+    def stat(self, sha256: str) -> base.BlobInfo | None:
+        key = keys.blob(base.checked(sha256))
         with self._redis.pipeline(transaction=False) as pipe:
             pipe.strlen(key)
-            pipe.getrange(key, 0, _HEAD_BYTES - 1)
+            pipe.getrange(key, 0, base.HEAD_BYTES - 1)
             size, head = pipe.execute()
-        return BlobInfo(size, sniff_content_type(head)) if size else None
+        return base.BlobInfo(size, base.sniff_content_type(head)) if size else None
 
-    def open(self, sha256: str, start: int = 0, stop: int | None = None) -> BlobStream | None:
+    def open(self, sha256: str, start: int = 0, stop: int | None = None) -> base.BlobStream | None:
         info = self.stat(sha256)
         if info is None:
             return None
         stop = info.size if stop is None else min(stop, info.size)
-        return BlobStream(self._ranges(keys.blob(sha256), start, stop), max(stop - start, 0))
+        return base.BlobStream(self._ranges(keys.blob(sha256), start, stop), max(stop - start, 0))
 
     def _ranges(self, key: str, start: int, stop: int) -> Iterator[bytes]:
-        for offset in range(start, stop, CHUNK_BYTES):
+        for offset in range(start, stop, base.CHUNK_BYTES):
             try:
-                yield self._redis.getrange(key, offset, min(offset + CHUNK_BYTES, stop) - 1)
+                yield self._redis.getrange(key, offset, min(offset + base.CHUNK_BYTES, stop) - 1)
             except redis.RedisError as exc:
-                raise BlobStoreUnavailable(f"redis failed halfway through a blob: {exc!r}") from exc
+                raise base.BlobStoreUnavailable(f"redis failed halfway through a blob: {exc!r}") from exc
 
     def exists(self, sha256: str) -> bool:
-        return bool(self._redis.exists(keys.blob(checked(sha256))))
+        return bool(self._redis.exists(keys.blob(base.checked(sha256))))
 
     def delete(self, sha256: str) -> None:
-        self._redis.delete(keys.blob(checked(sha256)))
+        self._redis.delete(keys.blob(base.checked(sha256)))
 
     def digests(self) -> Iterator[str]:
         prefix_length = len(keys.blob(""))
         for key in self._redis.scan_iter(match=keys.blob("*"), count=1000):
             name = key.decode()[prefix_length:]
-            if is_digest(name):
+            if base.is_digest(name):
                 yield name

@@ -18,15 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import Settings
-from . import (
-    CHUNK_BYTES,
-    DEFAULT_CONTENT_TYPE,
-    BlobInfo,
-    BlobStoreUnavailable,
-    BlobStream,
-    checked,
-    is_digest,
-)
+from . import base
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -58,7 +50,7 @@ class S3BlobStore:
                    region=settings.s3_region, timeout=settings.network_timeout)
 
     def key(self, sha256: str) -> str:
-        return self.prefix + checked(sha256)
+        return self.prefix + base.checked(sha256)
 
     def _call(self, operation: str, **params):
         """One S3 request; None when the object is not there."""
@@ -67,11 +59,11 @@ class S3BlobStore:
         except ClientError as exc:
             if _missing(exc):
                 return None
-            raise BlobStoreUnavailable(f"object store refused {operation}: {exc}") from exc
+            raise base.BlobStoreUnavailable(f"object store refused {operation}: {exc}") from exc
         except BotoCoreError as exc:
-            raise BlobStoreUnavailable(f"object store unreachable ({operation}): {exc}") from exc
+            raise base.BlobStoreUnavailable(f"object store unreachable ({operation}): {exc}") from exc
 
-    def put(self, sha256: str, data: bytes, content_type: str = DEFAULT_CONTENT_TYPE) -> None:
+    def put(self, sha256: str, data: bytes, content_type: str = base.DEFAULT_CONTENT_TYPE) -> None:
         if self.exists(sha256):
             return  # content-addressed: the same bytes are there already
         md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
@@ -82,30 +74,30 @@ class S3BlobStore:
         stream = self.open(sha256)
         return None if stream is None else stream.read_all()
 
-    def stat(self, sha256: str) -> BlobInfo | None:
+    def stat(self, sha256: str) -> base.BlobInfo | None:
         head = self._call("head_object", Key=self.key(sha256))
         if head is None:
             return None
-        return BlobInfo(head["ContentLength"], head.get("ContentType") or DEFAULT_CONTENT_TYPE)
+        return base.BlobInfo(head["ContentLength"], head.get("ContentType") or base.DEFAULT_CONTENT_TYPE)
 
-    def open(self, sha256: str, start: int = 0, stop: int | None = None) -> BlobStream | None:
+    def open(self, sha256: str, start: int = 0, stop: int | None = None) -> base.BlobStream | None:
         params = {"Key": self.key(sha256)}
         if start or stop is not None:
             if stop is not None and stop <= start:
-                return BlobStream((), 0)
+                return base.BlobStream((), 0)
             params["Range"] = f"bytes={start}-{'' if stop is None else stop - 1}"
         reply = self._call("get_object", **params)
         if reply is None:
             return None
         body = reply["Body"]
-        return BlobStream(self._chunks(body), reply["ContentLength"], body.close)
+        return base.BlobStream(self._chunks(body), reply["ContentLength"], body.close)
 
     @staticmethod
     def _chunks(body) -> Iterator[bytes]:
         try:
-            yield from body.iter_chunks(CHUNK_BYTES)
+            yield from body.iter_chunks(base.CHUNK_BYTES)
         except BotoCoreError as exc:
-            raise BlobStoreUnavailable(f"object store failed halfway through a blob: {exc}") from exc
+            raise base.BlobStoreUnavailable(f"object store failed halfway through a blob: {exc}") from exc
 
     def exists(self, sha256: str) -> bool:
         return self._call("head_object", Key=self.key(sha256)) is not None
@@ -119,7 +111,7 @@ class S3BlobStore:
             for page in pages:
                 for item in page.get("Contents", ()):
                     name = item["Key"][len(self.prefix):]
-                    if is_digest(name):
+                    if base.is_digest(name):
                         yield name
         except (ClientError, BotoCoreError) as exc:
-            raise BlobStoreUnavailable(f"object store cannot list {self.bucket}: {exc}") from exc
+            raise base.BlobStoreUnavailable(f"object store cannot list {self.bucket}: {exc}") from exc

@@ -2,10 +2,11 @@
 # Build the images of the end-to-end run with podman, reusing the build cache:
 #   images.sh TIMINGS_FILE
 # - a Debian bookworm base (debootstrap minbase + python3, python3-venv, ca-certificates, and
-#   python-is-python3 because the Dockerfiles call `python`, as the python:slim images allow),
+#   python-is-python3 because the Dockerfile calls `python`, as the python:slim images allow),
 #   imported once and kept untagged in the build cache (no registry needed);
-# - imagescan-rest, imagescan-worker, imagescan-logs from their own Dockerfiles, built on that
-#   base with --build-arg BASE_IMAGE (the only change from a registry build);
+# - imagescan-rest, imagescan-worker, imagescan-logs: the targets of the one Dockerfile, built
+#   on that base with --build-arg BASE_IMAGE (the only change from a registry build); the
+#   three share its builder stage, so it is built once;
 # - a stand-in for the Redis and RabbitMQ images (infra.Containerfile).
 # Each image is tagged localhost/<name>:$E2E_TAG; TIMINGS_FILE gets "name seconds" lines.
 set -euo pipefail
@@ -48,21 +49,22 @@ base_image() {
   cat "$id_file"
 }
 
-build() {  # build NAME DOCKERFILE
-  local name="$1" file="$2" start; start="$(now)"
+build() {  # build NAME DOCKERFILE [TARGET]
+  local name="$1" file="$2" target=() start; start="$(now)"
+  [ -n "${3:-}" ] && target=(--target "$3")
   echo "e2e: building $name" >&2
   # pip inside the build verifies TLS with this machine's CA bundle (which may hold a proxy's
   # CA): it is mounted over the base's bundle, which Debian's pip uses.
   nice podman build --layers \
     --build-arg "BASE_IMAGE=$base" \
     --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
-    --file "$file" --tag "localhost/$name:$tag" "$repo" >"$cache/build-$name.log" 2>&1 \
+    --file "$file" "${target[@]}" --tag "localhost/$name:$tag" "$repo" >"$cache/build-$name.log" 2>&1 \
     || { tail -30 "$cache/build-$name.log" >&2; exit 1; }
   record "$name" "$start"
 }
 
 base="$(base_image)"
-build imagescan-rest "$repo/rest/Dockerfile"
-build imagescan-logs "$repo/logs/Dockerfile"
-build imagescan-worker "$repo/worker/Dockerfile"
+build imagescan-rest "$repo/Dockerfile" rest
+build imagescan-logs "$repo/Dockerfile" logs
+build imagescan-worker "$repo/Dockerfile" worker
 build imagescan-e2e-infra "$here/infra.Containerfile"

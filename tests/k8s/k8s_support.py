@@ -1,4 +1,4 @@
-"""Helpers for the offline checks of the deployment files (k8s/, Dockerfiles, scripts).
+"""Helpers for the offline checks of the deployment files (k8s/, Dockerfile, scripts).
 
 Nothing here needs a cluster, a Docker engine or the network: manifests are rendered with
 `kubectl kustomize` (client side only) and validated against the JSON schemas that ship with

@@ -1,5 +1,5 @@
-"""Dockerfiles: hadolint-clean, pinned base, pinned dependencies, non-root, right entry point;
-the Compose file runs the same images; every YAML file passes yamllint."""
+"""The Dockerfile: hadolint-clean, pinned base, pinned dependencies, non-root, right entry point
+in each service's target; the Compose file runs the same images; every YAML file passes yamllint."""
 
 from __future__ import annotations
 
@@ -21,18 +21,37 @@ def hadolint(*args: str):
     return run_tool([tool, "--config", str(REPO_ROOT / ".hadolint.yaml"), *args], cwd=REPO_ROOT)
 
 
-def dockerfile(service: str) -> str:
-    return (REPO_ROOT / service / "Dockerfile").read_text()
+def dockerfile() -> str:
+    return (REPO_ROOT / "Dockerfile").read_text()
 
 
-def final_stage(text: str) -> str:
-    return re.split(r"(?m)^FROM ", text)[-1]
+def stages() -> dict[str, tuple[str, str]]:
+    """Stage name -> (what it is built FROM, its instructions)."""
+    parts = re.split(r"(?m)^FROM (\S+) AS (\S+)$", dockerfile())
+    return {name: (base, body) for base, name, body in zip(parts[1::3], parts[2::3], parts[3::3])}
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile_is_hadolint_clean(service):
-    result = hadolint(f"{service}/Dockerfile")
+def stage(name: str) -> str:
+    return stages()[name][1]
+
+
+def final_stage(service: str) -> str:
+    """Everything the service's image runs after its base image: the shared runtime stage, then
+    its own target."""
+    assert stages()[service][0] == "runtime", f"{service} builds on the shared runtime stage"
+    return stage("runtime") + stage(service)
+
+
+def test_dockerfile_is_hadolint_clean():
+    result = hadolint("Dockerfile")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_deployable_keeps_a_dockerfile_of_its_own():
+    """One Dockerfile, one target per deployable (README "Images" says why)."""
+    for service in SERVICES:
+        assert not (REPO_ROOT / service / "Dockerfile").exists()
+    assert set(SERVICES) <= set(stages())
 
 
 def test_hadolint_rejects_a_careless_dockerfile(tmp_path):
@@ -44,25 +63,32 @@ def test_hadolint_rejects_a_careless_dockerfile(tmp_path):
         assert rule in result.stdout
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_image_is_multi_stage_pinned_and_non_root(service):
-    text = dockerfile(service)
+def test_one_builder_for_every_image():
+    text = dockerfile()
     base = re.search(r"(?m)^ARG BASE_IMAGE=(\S+)$", text)
     assert base and re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", base.group(1)), "pinned slim Python 3.11"
-    assert re.findall(r"(?m)^FROM (\S+)", text) == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
-    assert "pip install --no-deps -r requirements.image" in text, "the lock, less the excluded names"
-    assert "pip install --no-deps ." in text
-    final = final_stage(text)
-    assert "COPY --from=builder /opt/venv /opt/venv" in final
+    froms = {name: base for name, (base, _) in stages().items()}
+    assert froms == {"builder": "${BASE_IMAGE}", "web-builder": "builder", "runtime": "${BASE_IMAGE}",
+                     **{service: "runtime" for service in SERVICES}}
+    builder = stage("builder")
+    assert "pip install --no-deps -r requirements.image" in builder, "the lock, less the excluded names"
+    assert "pip install --no-deps ." in builder
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_image_is_multi_stage_pinned_and_non_root(service):
+    final = final_stage(service)
+    venv_from = "builder" if service == "worker" else "web-builder"
+    assert f"COPY --from={venv_from} /opt/venv /opt/venv" in final
     assert "pip install" not in final and "apt-get" not in final, "no build tools in the final image"
     user = re.findall(r"(?m)^USER (\S+)$", final)
     assert user and not user[-1].startswith(("root", "0")), "runs as a non-root user"
     assert f'CMD ["python", "-m", "{service}"]' in final.splitlines()
 
 
-def lock_exclusions(service: str) -> set[str]:
-    excluded = re.search(r'(?m)^ARG LOCK_EXCLUDE="([^"]+)"$', dockerfile(service)).group(1)
-    return {name.lower() for name in excluded.split("|")}
+def arg_names(arg: str) -> set[str]:
+    listed = re.search(rf'(?m)^ARG {arg}="([^"]+)"$', dockerfile()).group(1)
+    return {name.lower() for name in listed.split("|")}
 
 
 def extra(name: str) -> set[str]:
@@ -75,25 +101,50 @@ def extra(name: str) -> set[str]:
 def test_images_leave_out_the_test_tools_and_rest_logs_the_engines():
     if not (REPO_ROOT / "pyproject.toml").exists():
         pytest.skip("pyproject.toml not present")
-    tools = extra("test")
-    assert lock_exclusions("worker") == tools
+    assert arg_names("LOCK_EXCLUDE") == extra("test")
     engines = extra("engines") - {"setuptools"}  # pkg_resources stays: harmless and small
-    for service in ("rest", "logs"):
-        assert lock_exclusions(service) >= tools | engines
-    assert not (lock_exclusions("worker") & engines), "the worker keeps every engine"
+    assert arg_names("ENGINES") >= engines
+    assert not arg_names("ENGINES") & extra("test")
+    assert "pip uninstall --yes -r requirements.engines" in stage("web-builder")
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_lock_exclusion_really_drops_those_lines(service):
-    """The Dockerfile's own grep command, run on the real lock."""
-    command = re.search(r"(?m)^RUN (grep .+?) >requirements\.image", dockerfile(service)).group(1)
-    excluded = lock_exclusions(service)
-    result = run_tool(["bash", "-c", command], cwd=REPO_ROOT, env={"LOCK_EXCLUDE": "|".join(excluded)})
-    kept = {line.split("==")[0].lower() for line in result.stdout.splitlines()}
-    assert result.returncode == 0 and "flask" in kept and "pika" in kept
-    assert not kept & excluded
+def grep_lines(output: str) -> set[str]:
+    return {line.split("==")[0].lower() for line in requirements(output)}
+
+
+def requirements(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.strip()]
+
+
+def run_builder_greps() -> tuple[str, str]:
+    """The builder's own grep commands, run on the real lock: (requirements.image, .engines)."""
+    commands = re.findall(r"(grep .+?) >>?requirements\.(\w+)", stage("builder"))
+    assert [target for _, target in commands] == ["image", "engines"]
+    env = {"LOCK_EXCLUDE": "|".join(arg_names("LOCK_EXCLUDE")), "ENGINES": "|".join(arg_names("ENGINES"))}
+    outputs = []
+    for command, _ in commands:
+        result = run_tool(["bash", "-c", command], cwd=REPO_ROOT, env=env)
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    return outputs[0], outputs[1]
+
+
+def test_lock_exclusion_really_drops_those_lines():
+    image, engines = run_builder_greps()
+    kept = grep_lines(image)
+    assert "flask" in kept and "pika" in kept
+    assert not kept & arg_names("LOCK_EXCLUDE")
+    assert grep_lines(engines) == arg_names("ENGINES"), "each engine found in the lock once"
+    assert grep_lines(engines) <= kept, "the builder installs what web-builder takes out"
     lock = {line.split("==")[0].lower() for line in (REPO_ROOT / "requirements.lock").read_text().split()}
-    assert excluded <= lock, "every excluded name is spelt as in the lock"
+    assert arg_names("LOCK_EXCLUDE") | arg_names("ENGINES") <= lock, "every name is spelt as in the lock"
+
+
+def test_engines_installed_apart_are_taken_out_too():
+    """What the builder installs beside the lock (without dependencies) is an engine as well."""
+    apart = re.search(r"pip install --no-deps (\S+==\S+(?: \S+==\S+)*)", stage("builder")).group(1).split()
+    added = re.findall(r'echo "(\S+==\S+)" >>requirements\.engines', stage("builder"))
+    assert apart and sorted(apart) == sorted(added)
 
 
 # The Pythons the images may run: the python:3.11 slim image's, and Debian bookworm's (3.11.2,
@@ -137,20 +188,18 @@ def test_lock_holds_every_dependency_of_what_it_installs(python):
 
 
 def test_worker_image_bakes_in_the_models():
-    text = dockerfile("worker")
-    assert "pip install --no-deps face_recognition==1.3.0" in text
-    proof = re.search(r"(?m)^RUN python -c \"import socket; (.+)\"$", final_stage(text))
+    assert "pip install --no-deps face_recognition==1.3.0" in stage("builder")
+    proof = re.search(r"(?m)^RUN python -c \"import socket; (.+)\"$", final_stage("worker"))
     assert proof, "models are loaded once in the final stage with the network off"
     network_off, _, loads = proof.group(1).partition("; import ")
     assert "socket.getaddrinfo = socket.socket.connect = " in network_off and ".throw(OSError(" in network_off
     assert "face_recognition" in loads and "RapidOCR()" in loads
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile_builds_with_podman_too(service):
+def test_dockerfile_builds_with_podman_too():
     """Podman 4.3's builder (buildah) accepts no RUN flag but --mount, and no heredocs; the
     deploy scripts build with podman where Docker is missing."""
-    text = dockerfile(service)
+    text = dockerfile()
     for flag in re.findall(r"(?m)^RUN\s+(--[\w-]+)", text):
         assert flag == "--mount", f"RUN {flag} fails under podman build"
     assert not re.search(r"(?m)^(RUN|COPY)\s.*<<", text), "heredocs fail under podman build"
@@ -159,7 +208,7 @@ def test_dockerfile_builds_with_podman_too(service):
 def test_the_model_check_names_only_what_the_code_has():
     """The worker image's build runs this check: a module or function renamed in the code
     without the Dockerfile following fails the build, so it fails here first."""
-    text = final_stage(dockerfile("worker"))
+    text = final_stage("worker")
     names = re.findall(r"from ([\w.]+) import ([\w, ]+)", re.search(r"(?m)^RUN python -c \"import socket; .+\"$", text).group(0))
     assert names, "the check imports the model loaders it proves"
     for module, imported in names:
@@ -170,7 +219,7 @@ def test_the_model_check_names_only_what_the_code_has():
 
 def test_the_network_cut_really_stops_a_download():
     """The worker image's proof: with its first statement run, any connection attempt fails."""
-    text = final_stage(dockerfile("worker"))
+    text = final_stage("worker")
     network_off = re.search(r"(?m)^RUN python -c \"(import socket; .+?); import ", text).group(1)
     probe = network_off + "; import urllib.request; urllib.request.urlopen('http://127.0.0.1:9', timeout=2)"
     result = run_tool([sys.executable, "-c", probe])
@@ -178,7 +227,7 @@ def test_the_network_cut_really_stops_a_download():
 
 
 def test_rest_image_listens_on_port_5000():
-    final = final_stage(dockerfile("rest"))
+    final = final_stage("rest")
     assert "PORT=5000" in final and re.search(r"(?m)^EXPOSE 5000$", final)
 
 
@@ -186,7 +235,7 @@ def test_build_context_sends_only_what_the_images_need():
     lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
     ignore = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     assert ignore[0] == "**", "everything is excluded unless listed"
-    for copy in re.findall(r"(?m)^COPY (?!--from)(.+)$", "".join(map(dockerfile, SERVICES))):
+    for copy in re.findall(r"(?m)^COPY (?!--from)(.+)$", dockerfile()):
         sources = [word for word in copy.split()[:-1] if not word.startswith("--")]
         for path in sources:
             assert f"!{path}" in ignore, f"{path} is copied but not in the build context"
@@ -203,7 +252,7 @@ def test_compose_runs_the_same_images_and_settings():
     services = compose()["services"]
     assert set(services) == {"redis", "rabbitmq", *SERVICES}
     for service in SERVICES:
-        assert services[service]["build"] == {"context": ".", "dockerfile": f"{service}/Dockerfile"}
+        assert services[service]["build"] == {"context": ".", "target": service}
         assert services[service]["image"].endswith(f"/imagescan-{service}:${{IMAGESCAN_TAG:-dev}}")
         assert services[service]["env_file"] == ["k8s/base/settings.env"]
         assert services[service]["read_only"] is True

@@ -6,6 +6,8 @@ import importlib.util
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from imagescan.analyzers import EngineUnavailable
 
 log = logging.getLogger(__name__)
@@ -38,14 +40,27 @@ def load_models(threads: int, detector: str = "auto"):
     if mobile_model is not None:
         params["Det.model_path"] = str(mobile_model)
     try:
-        ocr = RapidOCR(params=params)
-        # rapidocr (pinned to 3.10.0 for this reason) builds its models lazily behind
-        # these private loaders and has no public way to get the detector and the
-        # recogniser's raw session without the whole OCR pipeline; the plate unit
-        # tests load through them, so an upgrade that drops them fails there first.
-        return ocr._load_det_model(), ocr._load_rec_model()
+        return loaded_stages(RapidOCR(params=params))
     except (OSError, RuntimeError, ValueError, AttributeError, KeyError) as error:
         raise EngineUnavailable(f"cannot load the RapidOCR models: {error}") from error
+
+
+def loaded_stages(ocr):
+    """The detector and recogniser of a RapidOCR engine, loaded through its public call.
+
+    rapidocr 3.10 loads each stage's model on the first call that uses it and keeps it as
+    `text_det` / `text_rec`; one call of detection alone and one of recognition alone (its
+    documented stage-by-stage use) on a blank image load both. We then run their ONNX
+    sessions ourselves (our own scaling, batched crops), for which rapidocr has no public
+    call: so rapidocr stays pinned, and tests/unit/test_plate_models.py checks the pinned
+    version and the attributes the plate engine uses, before an upgrade can break it.
+    """
+    blank = np.full((64, 64, 3), 255, dtype=np.uint8)
+    ocr(blank, use_det=True, use_cls=False, use_rec=False)
+    ocr(blank, use_det=False, use_cls=False, use_rec=True)
+    if ocr.text_det is None or ocr.text_rec is None:
+        raise RuntimeError("rapidocr did not load its text detector and recogniser")
+    return ocr.text_det, ocr.text_rec
 
 
 def detector_model_path(detector: str) -> Path | None:

@@ -1,0 +1,26 @@
+"""`faces`: the faces in the image, found and encoded by the engine FACE_ENGINE names.
+
+The encodings go to the shared face index (which records matches both ways); the image record
+keeps only each face's box. Matches are computed when `/images/<digest>` is read.
+"""
+
+from __future__ import annotations
+
+from .. import FaceFound, FaceRecognizer, load_face_recognizer
+from ..base import EngineAnalyzer
+
+
+class FacesAnalyzer(EngineAnalyzer):
+    name = "faces"  # needs the pixels
+
+    def load_engine(self, settings) -> FaceRecognizer:
+        options = {"max_side": settings.face_max_side} if settings.face_engine == "dlib" else {}
+        return load_face_recognizer(settings.face_engine, **options)
+
+    def analyze(self, pixels) -> list[FaceFound]:
+        return self.engine.detect(pixels)
+
+    def record(self, sha256: str, finding: list[FaceFound]) -> dict:
+        if finding:
+            self.worker.face_index.add_image_faces(sha256, finding)
+        return {"faces": [{"box": face.box.to_dict()} for face in finding]}

@@ -1,0 +1,56 @@
+"""What the plate engine takes from rapidocr: loaded through its public call only, and the
+parts it drives itself present in the pinned version."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import tomllib
+from importlib.metadata import version
+
+import numpy as np
+import pytest
+
+from imagescan.analyzers.plates import models
+from tests.conftest import REPO_ROOT
+
+
+def pinned(name: str) -> str:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    specs = [spec for spec in project["optional-dependencies"]["engines"] if re.match(rf"{name}==", spec)]
+    return specs[0].split("==")[1]
+
+
+def test_the_installed_rapidocr_is_the_pinned_one():
+    """The engine relies on the pinned version's stage objects (models.loaded_stages): an
+    upgrade must come with a look at them, and this test."""
+    assert version("rapidocr") == pinned("rapidocr")
+
+
+def test_no_private_rapidocr_loader_is_called():
+    assert not re.search(r"\._load_\w+\(", inspect.getsource(models))
+
+
+@pytest.fixture(scope="module")
+def stages():
+    try:
+        return models.load_models(threads=1)
+    except models.EngineUnavailable as error:  # pragma: no cover - engines are installed by make venv
+        pytest.skip(str(error))
+
+
+def test_the_public_call_loads_both_stages(stages):
+    detector, recognizer = stages
+    assert type(detector).__name__ == "TextDetector" and type(recognizer).__name__ == "TextRecognizer"
+
+
+def test_the_stage_parts_the_plate_engine_drives_are_there(stages):
+    detector, recognizer = stages
+    image = np.full((96, 320, 3), 255, dtype=np.uint8)
+    batch = detector.get_preprocess()(image)
+    prediction = detector.session(batch)
+    boxes, _ = detector.postprocess_op(prediction, image.shape[:2])
+    assert len(boxes) == 0, "a blank image has no text"
+    assert len(recognizer.postprocess_op.character) > 36, "digits, letters and more"
+    probs = recognizer.session(np.zeros((1, 3, 48, 160), dtype=np.float32))
+    assert probs.shape[0] == 1 and probs.shape[2] == len(recognizer.postprocess_op.character)

@@ -16,8 +16,8 @@ each digest, kept TOMBSTONE_SECONDS) is in place. The worker's writes are all sc
 check first: the analysis is saved only while the record exists, faces are added only while
 no tombstone exists, a match is stored only while both images hold faces, and a transform is
 cached only while the record exists. A new upload of the same bytes clears the tombstone: it
-is a new image. Every worker drops erased faces from its in-memory index on its next sync
-(`keys.face_erasures`).
+is a new image. The faces themselves live in their face partition (imagescan.facestore), removed
+before and after the transaction; every copy searching them drops them at its next catch-up.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 import redis as redis_lib
 
 from . import keys, topology, transforms
-from .faceindex import KEPT_ERASURES
+from .faceindex import erase_faces
 from .imaging import camera_label
 from .store import DONE, ImageStore
 
@@ -41,14 +41,6 @@ RETENTION_BATCHES_PER_PASS = 10  # a pass erases at most this many batches, then
 _MAX_TRIES = 50
 
 audit_log = logging.getLogger("imagescan.audit")
-
-# KEYS: erasure counter, face erasures; ARGV: face ids..., erasures kept
-_MARK_FACES_ERASED = """
-local n = redis.call('INCR', KEYS[1])
-for i = 1, #ARGV - 1 do redis.call('ZADD', KEYS[2], n, ARGV[i]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', n - tonumber(ARGV[#ARGV]))
-return n
-"""
 
 # KEYS: a counter. A missing counter (expired) stays missing instead of going to -1.
 _DECREMENT_IF_PRESENT = """
@@ -142,11 +134,6 @@ def _queue_deletion(pipe, plan: _Plan) -> None:
     pipe.zrem(keys.recent_images(), sha256)
     for other in plan.matched:
         pipe.zrem(keys.image_matches(other), sha256)
-    if plan.face_ids:
-        pipe.hdel(keys.face_encodings(), *plan.face_ids)
-        pipe.hdel(keys.face_owner(), *plan.face_ids)
-        pipe.eval(_MARK_FACES_ERASED, 2, keys.face_erasure_seq(), keys.face_erasures(),
-                  *plan.face_ids, KEPT_ERASURES)
     for plate in plan.plates:
         pipe.srem(keys.plate_images(plate), sha256)
     if plan.lone_plates:
@@ -184,6 +171,7 @@ def erase(store: ImageStore, blobs, sha256: str, *, who: str, reason: str = "req
                 for blob in set(plan.blobs) - deleted:
                     blobs.delete(blob)
                     deleted.add(blob)
+                erase_faces(store.redis, sha256)  # before too: a retried DELETE must find them
                 pipe.multi()
                 _queue_deletion(pipe, plan)
                 pipe.execute()
@@ -192,6 +180,7 @@ def erase(store: ImageStore, blobs, sha256: str, *, who: str, reason: str = "req
                 time.sleep(0.01)  # an analysis or job wrote meanwhile: read again
     else:
         raise ErasureContended(f"image {sha256} kept changing during its erasure")
+    erase_faces(store.redis, sha256)  # any stored while the tombstone went in (the worker removes them too)
     audit_log.info("erased image %s (%s) by %s", sha256, reason, who,
                    extra={"audit": "erased", "who": who, "sha256": sha256, "reason": reason,
                           "at": _now_iso(), "removed": plan.removed})

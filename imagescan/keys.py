@@ -65,34 +65,38 @@ def plate_fuzzy_bucket(bucket: int | str) -> str:
 # -- faces -------------------------------------------------------------------
 
 
-def face_seq() -> str:
-    """String counter: the last face id handed out."""
-    return "face:seq"
+# Faces are split into partitions (imagescan.facestore.PARTITIONS); every key of one partition
+# carries the hash tag {fN}, so each script touches one Redis Cluster slot.
 
 
-def face_encodings() -> str:
-    """Hash: face id -> 128 float32 (512 bytes)."""
-    return "face:enc"
+def _face_partition(partition: int) -> str:
+    return f"face:{{f{int(partition)}}}"
 
 
-def face_owner() -> str:
-    """Hash: face id -> SHA-256 of the image holding it."""
-    return "face:owner"
+def face_state(partition: int) -> str:
+    """Hash: seq (the partition's last face number), erased (its erasures so far),
+    last (SHA-256 of the image holding its newest face)."""
+    return f"{_face_partition(partition)}:state"
+
+
+def face_records(partition: int) -> str:
+    """Hash: face id -> SHA-256 (64 hex characters) of the image holding it + 128 float32 (512 bytes)."""
+    return f"{_face_partition(partition)}:enc"
+
+
+def face_image_ids(partition: int) -> str:
+    """Hash: SHA-256 of an image -> its face ids, comma-separated (the image's partition)."""
+    return f"{_face_partition(partition)}:img"
+
+
+def face_erasures(partition: int) -> str:
+    """Sorted set: id of an erased face -> the partition's erasure number that removed it."""
+    return f"{_face_partition(partition)}:erased"
 
 
 def image_faces(sha256: str) -> str:
     """String: JSON list of the image's faces [{"id", "box"}]."""
     return f"img:{sha256}:faces"
-
-
-def face_erasure_seq() -> str:
-    """String counter: the number of erasures that removed faces (workers compare it to theirs)."""
-    return "face:erased:seq"
-
-
-def face_erasures() -> str:
-    """Sorted set: id of an erased face -> the erasure number that removed it."""
-    return "face:erased"
 
 
 def image_matches(sha256: str) -> str:

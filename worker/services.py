@@ -15,6 +15,7 @@ from imagescan.analyzers import (
 from imagescan.blobs import BlobStore
 from imagescan.config import Settings
 from imagescan.faceindex import FaceIndex
+from imagescan.facesearch import face_search_for
 from imagescan.store import ImageStore, open_storage
 
 from .metrics import MeasuredFaceIndex
@@ -41,5 +42,5 @@ class WorkerServices:
             blobs=blobs,
             plates=load_plate_recognizer(settings.plate_engine, region=settings.plate_region),
             faces=load_face_recognizer(settings.face_engine, **face_options),
-            face_index=MeasuredFaceIndex(client, settings.face_tolerance),
+            face_index=MeasuredFaceIndex(client, settings.face_tolerance, face_search_for(settings, client)),
         )

@@ -1,0 +1,189 @@
+"""Face search at scale: one search-tier shard at 10^5, 10^6 and 10^7 synthetic encodings.
+
+Each size runs in a fresh child process (so its memory is its own) that builds the shard the
+face-search tier builds (imagescan.facevectors: a faiss IVF-Flat index, with the exact float32
+matrix for comparison where it fits) and reports:
+
+* build time (training the lists, adding every face), resident memory of the shard process;
+* query latency (one face per query, one thread, as a worker's image asks): p50, p99;
+* recall against exact search: the (query, face) pairs within the tolerance that the shard
+  returns, over all such pairs, the exact pairs computed by streaming the same data in chunks;
+* the exact matrix's own latency where it fits (it is what an un-sharded worker scanned).
+
+Synthetic faces: identity centres around a common mean (different people ~0.88 apart, as dlib
+encodings of different people sit at 0.8-1.0), four photos per identity (~0.35 apart, as
+photos of one person sit at 0.3-0.5); queries are new photos of known identities (80%) and of
+strangers (20%). Real encodings cluster more than this, which helps IVF.
+
+    nice python bench/face_search.py [--sizes 100000 1000000 10000000] [--queries 400]
+                                     [--probes 48] [--lists 0] [--persist DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from imagescan.faceindex import DEFAULT_TOLERANCE  # noqa: E402
+from imagescan.facematrix import ENCODING_SIZE, EncodingMatrix  # noqa: E402
+from imagescan.facevectors import DEFAULT_IVF_PROBES, IvfVectors, ivf_lists_for  # noqa: E402
+
+CHUNK = 250_000  # faces generated (and streamed for the exact answers) at once
+PHOTOS_PER_IDENTITY = 4
+IDENTITY_SPREAD = 0.055  # per component: identities ~0.88 apart
+PHOTO_SPREAD = 0.022  # per component: photos of one identity ~0.35 apart
+EXACT_UP_TO = 1_000_000  # the exact matrix is timed up to this size
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def owners_of(first: int, count: int) -> list[str]:
+    return [f"{row:064x}" for row in range(first, first + count)]
+
+
+class Synthetic:
+    """Deterministic chunks of faces, and queries drawn from them."""
+
+    def __init__(self, size: int, queries: int, seed: int = 11):
+        self.size, self.chunks = size, -(-size // CHUNK)
+        rng = np.random.default_rng(seed)
+        self.mean = rng.normal(scale=0.1, size=ENCODING_SIZE).astype(np.float32)
+        known = int(queries * 0.8)
+        self.query_chunk = rng.integers(0, self.chunks, size=known)
+        self.query_identity = rng.integers(0, CHUNK // PHOTOS_PER_IDENTITY, size=known)
+        strangers = self.mean + rng.normal(scale=IDENTITY_SPREAD, size=(queries - known, ENCODING_SIZE))
+        self.queries = np.zeros((queries, ENCODING_SIZE), dtype=np.float32)
+        self.queries[known:] = strangers + rng.normal(scale=PHOTO_SPREAD, size=strangers.shape)
+        self._noise = rng
+        self._drawn: set[int] = set()  # chunks whose queries are drawn (a chunk is generated twice)
+
+    def chunk(self, number: int) -> np.ndarray:
+        rng = np.random.default_rng([7, number])
+        count = min(CHUNK, self.size - number * CHUNK)
+        identities = -(-count // PHOTOS_PER_IDENTITY)
+        centres = self.mean + rng.normal(scale=IDENTITY_SPREAD, size=(identities, ENCODING_SIZE)).astype(np.float32)
+        faces = np.repeat(centres, PHOTOS_PER_IDENTITY, axis=0)[:count]
+        faces += rng.normal(scale=PHOTO_SPREAD, size=faces.shape).astype(np.float32)
+        for query in [] if number in self._drawn else np.flatnonzero(self.query_chunk == number):
+            centre = centres[min(self.query_identity[query], identities - 1)]
+            self.queries[query] = centre + self._noise.normal(scale=PHOTO_SPREAD, size=ENCODING_SIZE)
+        self._drawn.add(number)
+        return faces
+
+
+def exact_pairs(queries: np.ndarray, faces: np.ndarray, first_row: int, tolerance: float) -> set[tuple[int, int]]:
+    squared = (faces * faces).sum(1)[:, None] - 2 * faces @ queries.T + (queries * queries).sum(1)[None, :]
+    rows, found = np.nonzero(squared <= tolerance * tolerance + 1e-3)
+    exact = np.linalg.norm(faces[rows].astype(np.float64) - queries[found].astype(np.float64), axis=1)
+    return {(int(q), first_row + int(r)) for r, q, d in zip(rows, found, exact) if d <= tolerance}
+
+
+def timed_queries(search, queries: np.ndarray) -> tuple[list[float], set[tuple[int, int]]]:
+    seconds, pairs = [], set()
+    for number, query in enumerate(queries):
+        started = time.perf_counter()
+        found = search(query[None, :])
+        seconds.append(time.perf_counter() - started)
+        pairs |= {(number, int(owner, 16)) for owner in found}
+    return seconds, pairs
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(float(np.percentile(seconds, 50)) * 1000, 2),
+            "p99_ms": round(float(np.percentile(seconds, 99)) * 1000, 2)}
+
+
+def run_one(size: int, queries: int, probes: int, lists: int, tolerance: float, persist: str | None) -> dict:
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # a shard answers one query per thread; the machine is shared
+    data = Synthetic(size, queries)
+    lists = lists or ivf_lists_for(size)
+    result: dict = {"faces": size, "lists": lists, "probes": probes, "rss_start_mib": round(rss_mib())}
+    started = time.perf_counter()
+    first = data.chunk(0)
+    sample = first[np.random.default_rng(3).permutation(len(first))[: lists * 39]]
+    shard = IvfVectors.trained_on(sample, lists, probes)
+    result["train_s"] = round(time.perf_counter() - started, 1)
+    truth: set[tuple[int, int]] = set()
+    exact = EncodingMatrix(size) if size <= EXACT_UP_TO else None
+    for number in range(data.chunks):
+        faces = first if number == 0 else data.chunk(number)
+        shard.add(faces, owners_of(number * CHUNK, len(faces)), np.arange(number * CHUNK, number * CHUNK + len(faces)))
+        if exact is not None:
+            exact.append(faces, owners_of(number * CHUNK, len(faces)))
+    result["build_s"] = round(time.perf_counter() - started, 1)
+    for number in range(data.chunks):  # the exact answers, streamed once every query is known
+        truth |= exact_pairs(data.queries, first if number == 0 else data.chunk(number), number * CHUNK, tolerance)
+    del first
+    result["rss_shard_mib"] = round(rss_mib())
+    seconds, found = timed_queries(lambda q: shard.within(q, tolerance), data.queries)
+    result.update({f"ivf_{k}": v for k, v in percentiles(seconds).items()})
+    result["pairs_exact"] = len(truth)
+    result["recall"] = round(len(found & truth) / max(1, len(truth)), 4)
+    result["extra_pairs"] = len(found - truth)  # must be 0: IVF-Flat distances are exact
+    if exact is not None:
+        seconds, exact_found = timed_queries(lambda q: exact.within(q, tolerance), data.queries)
+        result.update({f"exact_{k}": v for k, v in percentiles(seconds).items()})
+        result["exact_matches_truth"] = exact_found == truth
+    if persist:
+        result.update(persistence(shard, Path(persist), probes))
+    result["peak_rss_mib"] = round(peak_rss_mib())
+    return result
+
+
+def persistence(shard: IvfVectors, directory: Path, probes: int) -> dict:
+    with tempfile.TemporaryDirectory(dir=directory) as saved:
+        started = time.perf_counter()
+        shard.save(Path(saved))
+        written = time.perf_counter() - started
+        started = time.perf_counter()
+        IvfVectors.load(Path(saved), probes)
+        return {"save_s": round(written, 1), "load_s": round(time.perf_counter() - started, 1),
+                "snapshot_mib": round(sum(p.stat().st_size for p in Path(saved).iterdir()) / 2**20)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument("--probes", type=int, default=DEFAULT_IVF_PROBES)
+    parser.add_argument("--lists", type=int, default=0, help="IVF lists (0: 2*sqrt(size))")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    parser.add_argument("--persist", help="a directory to time saving and loading the shard in")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child process's size
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args.queries, args.probes, args.lists, args.tolerance, args.persist)))
+        return
+    for size in args.sizes:
+        command = [sys.executable, __file__, "--one", str(size), "--queries", str(args.queries),
+                   "--probes", str(args.probes), "--lists", str(args.lists), "--tolerance", str(args.tolerance)]
+        if args.persist:
+            command += ["--persist", args.persist]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        print(output.strip().splitlines()[-1], flush=True)
+
+
+if __name__ == "__main__":
+    main()

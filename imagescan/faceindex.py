@@ -81,7 +81,7 @@ class FaceIndex:
             raise ValueError("FaceIndex reads binary encodings: give it a client with decode_responses=False")
         self.redis = redis
         self.tolerance = float(tolerance)
-        self.search = search or InProcessFaceSearch(FaceStore(redis))
+        self.search = search if search is not None else InProcessFaceSearch(FaceStore(redis))
         self._record_script = redis.register_script(_RECORD_FACES_LUA)
         self._matches_script = redis.register_script(_ADD_MATCHES_LUA)
 

@@ -73,7 +73,7 @@ class InProcessFaceSearch(_InRedis):
 
     def __init__(self, store: FaceStore, index: ShardIndex | None = None):
         self.store = store
-        self.index = index or ShardIndex(store, range(PARTITIONS))
+        self.index = index if index is not None else ShardIndex(store, range(PARTITIONS))
 
     def __len__(self) -> int:
         return len(self.index)

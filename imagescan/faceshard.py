@@ -44,7 +44,7 @@ class ShardIndex:
     def __init__(self, store: FaceStore, partitions: Sequence[int], vectors: ShardVectors | None = None):
         self.store = store
         self.partitions = sorted(partitions)
-        self.vectors = vectors or ShardVectors()
+        self.vectors = vectors if vectors is not None else ShardVectors()
         self.applied = {partition: Applied() for partition in self.partitions}
         self.lock = threading.RLock()
 

@@ -137,7 +137,7 @@ class ExactVectors:
     kind = "exact"
 
     def __init__(self, matrix: EncodingMatrix | None = None):
-        self.matrix = matrix or EncodingMatrix()
+        self.matrix = matrix if matrix is not None else EncodingMatrix()
 
     def __len__(self) -> int:
         return len(self.matrix)

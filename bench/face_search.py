@@ -36,11 +36,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from imagescan.faceindex import DEFAULT_TOLERANCE  # noqa: E402
-from imagescan.facematrix import ENCODING_SIZE, EncodingMatrix  # noqa: E402
-from imagescan.facevectors import DEFAULT_IVF_PROBES, IvfVectors, ivf_lists_for  # noqa: E402
+from imagescan.faceindex import DEFAULT_TOLERANCE
+from imagescan.facematrix import ENCODING_SIZE, EncodingMatrix
+from imagescan.facevectors import DEFAULT_IVF_PROBES, IvfVectors, ivf_lists_for
 
-CHUNK = 250_000  # faces generated (and streamed for the exact answers) at once
+CHUNK = 100_000  # faces generated (and streamed for the exact answers) at once
 PHOTOS_PER_IDENTITY = 4
 IDENTITY_SPREAD = 0.055  # per component: identities ~0.88 apart
 PHOTO_SPREAD = 0.022  # per component: photos of one identity ~0.35 apart
@@ -62,32 +62,35 @@ def owners_of(first: int, count: int) -> list[str]:
 
 
 class Synthetic:
-    """Deterministic chunks of faces, and queries drawn from them."""
+    """Deterministic chunks of faces (any chunk alone), and queries drawn from them."""
 
     def __init__(self, size: int, queries: int, seed: int = 11):
         self.size, self.chunks = size, -(-size // CHUNK)
         rng = np.random.default_rng(seed)
         self.mean = rng.normal(scale=0.1, size=ENCODING_SIZE).astype(np.float32)
         known = int(queries * 0.8)
-        self.query_chunk = rng.integers(0, self.chunks, size=known)
-        self.query_identity = rng.integers(0, CHUNK // PHOTOS_PER_IDENTITY, size=known)
-        strangers = self.mean + rng.normal(scale=IDENTITY_SPREAD, size=(queries - known, ENCODING_SIZE))
-        self.queries = np.zeros((queries, ENCODING_SIZE), dtype=np.float32)
-        self.queries[known:] = strangers + rng.normal(scale=PHOTO_SPREAD, size=strangers.shape)
-        self._noise = rng
-        self._drawn: set[int] = set()  # chunks whose queries are drawn (a chunk is generated twice)
+        query_chunk = rng.integers(0, self.chunks, size=known)
+        query_identity = rng.integers(0, self.identities(self.chunks - 1), size=known)
+        self.queries = self.mean + rng.normal(scale=IDENTITY_SPREAD, size=(queries, ENCODING_SIZE))  # strangers
+        for chunk in np.unique(query_chunk):
+            centres = self.centres(int(chunk))
+            for query in np.flatnonzero(query_chunk == chunk):
+                self.queries[query] = centres[query_identity[query] % len(centres)]
+        self.queries = (self.queries + rng.normal(scale=PHOTO_SPREAD, size=self.queries.shape)).astype(np.float32)
+
+    def count(self, number: int) -> int:
+        return min(CHUNK, self.size - number * CHUNK)
+
+    def identities(self, number: int) -> int:
+        return -(-self.count(number) // PHOTOS_PER_IDENTITY)
+
+    def centres(self, number: int) -> np.ndarray:
+        rng = np.random.default_rng([7, number, 0])
+        return self.mean + rng.normal(scale=IDENTITY_SPREAD, size=(self.identities(number), ENCODING_SIZE))
 
     def chunk(self, number: int) -> np.ndarray:
-        rng = np.random.default_rng([7, number])
-        count = min(CHUNK, self.size - number * CHUNK)
-        identities = -(-count // PHOTOS_PER_IDENTITY)
-        centres = self.mean + rng.normal(scale=IDENTITY_SPREAD, size=(identities, ENCODING_SIZE)).astype(np.float32)
-        faces = np.repeat(centres, PHOTOS_PER_IDENTITY, axis=0)[:count]
-        faces += rng.normal(scale=PHOTO_SPREAD, size=faces.shape).astype(np.float32)
-        for query in [] if number in self._drawn else np.flatnonzero(self.query_chunk == number):
-            centre = centres[min(self.query_identity[query], identities - 1)]
-            self.queries[query] = centre + self._noise.normal(scale=PHOTO_SPREAD, size=ENCODING_SIZE)
-        self._drawn.add(number)
+        faces = np.repeat(self.centres(number).astype(np.float32), PHOTOS_PER_IDENTITY, axis=0)[: self.count(number)]
+        faces += np.random.default_rng([7, number, 1]).normal(scale=PHOTO_SPREAD, size=faces.shape).astype(np.float32)
         return faces
 
 
@@ -113,43 +116,54 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
             "p99_ms": round(float(np.percentile(seconds, 99)) * 1000, 2)}
 
 
-def run_one(size: int, queries: int, probes: int, lists: int, tolerance: float, persist: str | None) -> dict:
+def run_one(size: int, shard: int, shards: int, args) -> dict:
+    """Build shard `shard` of `shards` (the chunks c with c % shards == shard) and query it."""
     import faiss
 
     faiss.omp_set_num_threads(1)  # a shard answers one query per thread; the machine is shared
-    data = Synthetic(size, queries)
-    lists = lists or ivf_lists_for(size)
-    result: dict = {"faces": size, "lists": lists, "probes": probes, "rss_start_mib": round(rss_mib())}
+    data = Synthetic(size, args.queries)
+    mine = [number for number in range(data.chunks) if number % shards == shard]
+    held = sum(data.count(number) for number in mine)
+    lists = args.lists or ivf_lists_for(held)
+    result: dict = {"faces": held, "lists": lists, "probes": args.probes, "rss_start_mib": round(rss_mib())}
     started = time.perf_counter()
-    first = data.chunk(0)
-    sample = first[np.random.default_rng(3).permutation(len(first))[: lists * 39]]
-    shard = IvfVectors.trained_on(sample, lists, probes)
+    first = data.chunk(mine[0])
+    sample = first[np.random.default_rng(3).permutation(len(first))[: lists * 30]]
+    index = IvfVectors.trained_on(sample, lists, args.probes)
     result["train_s"] = round(time.perf_counter() - started, 1)
-    truth: set[tuple[int, int]] = set()
-    exact = EncodingMatrix(size) if size <= EXACT_UP_TO else None
-    for number in range(data.chunks):
-        faces = first if number == 0 else data.chunk(number)
-        shard.add(faces, owners_of(number * CHUNK, len(faces)), np.arange(number * CHUNK, number * CHUNK + len(faces)))
+    exact = EncodingMatrix(held) if held <= EXACT_UP_TO else None
+    for number in mine:
+        faces = first if number == mine[0] else data.chunk(number)
+        rows = np.arange(number * CHUNK, number * CHUNK + len(faces))
+        index.add(faces, owners_of(number * CHUNK, len(faces)), rows)
         if exact is not None:
             exact.append(faces, owners_of(number * CHUNK, len(faces)))
     result["build_s"] = round(time.perf_counter() - started, 1)
-    for number in range(data.chunks):  # the exact answers, streamed once every query is known
-        truth |= exact_pairs(data.queries, first if number == 0 else data.chunk(number), number * CHUNK, tolerance)
-    del first
+    del first, faces
     result["rss_shard_mib"] = round(rss_mib())
-    seconds, found = timed_queries(lambda q: shard.within(q, tolerance), data.queries)
-    result.update({f"ivf_{k}": v for k, v in percentiles(seconds).items()})
-    result["pairs_exact"] = len(truth)
-    result["recall"] = round(len(found & truth) / max(1, len(truth)), 4)
-    result["extra_pairs"] = len(found - truth)  # must be 0: IVF-Flat distances are exact
+    truth: set[tuple[int, int]] = set()
+    for number in mine:  # the exact answers, streamed
+        truth |= exact_pairs(data.queries, data.chunk(number), number * CHUNK, args.tolerance)
+    seconds, found = timed_queries(lambda q: index.within(q, args.tolerance), data.queries)
+    result["seconds"], result["found"], result["truth"] = seconds, sorted(found), sorted(truth)
     if exact is not None:
-        seconds, exact_found = timed_queries(lambda q: exact.within(q, tolerance), data.queries)
-        result.update({f"exact_{k}": v for k, v in percentiles(seconds).items()})
+        exact_seconds, exact_found = timed_queries(lambda q: exact.within(q, args.tolerance), data.queries)
+        result.update({f"exact_{k}": v for k, v in percentiles(exact_seconds).items()})
         result["exact_matches_truth"] = exact_found == truth
-    if persist:
-        result.update(persistence(shard, Path(persist), probes))
+    if args.persist:
+        result.update(persistence(index, Path(args.persist), args.probes))
     result["peak_rss_mib"] = round(peak_rss_mib())
     return result
+
+
+def tier_figures(size: int, shards: list[dict]) -> dict:
+    """One search asks every shard at once: its time is the slowest shard's; recall over the union."""
+    slowest = np.max([shard.pop("seconds") for shard in shards], axis=0)
+    found = {tuple(pair) for shard in shards for pair in shard.pop("found")}
+    truth = {tuple(pair) for shard in shards for pair in shard.pop("truth")}
+    return {"faces": size, "shards": len(shards), **{f"search_{k}": v for k, v in percentiles(list(slowest)).items()},
+            "recall": round(len(found & truth) / max(1, len(truth)), 4), "pairs_exact": len(truth),
+            "extra_pairs": len(found - truth), "per_shard": shards}
 
 
 def persistence(shard: IvfVectors, directory: Path, probes: int) -> dict:
@@ -166,23 +180,26 @@ def persistence(shard: IvfVectors, directory: Path, probes: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--shards", type=int, nargs="+", default=[1, 1, 4], help="tier shards, one per size")
     parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--probes", type=int, default=DEFAULT_IVF_PROBES)
-    parser.add_argument("--lists", type=int, default=0, help="IVF lists (0: 2*sqrt(size))")
+    parser.add_argument("--lists", type=int, default=0, help="IVF lists per shard (0: 2*sqrt(faces held))")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
-    parser.add_argument("--persist", help="a directory to time saving and loading the shard in")
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child process's size
+    parser.add_argument("--persist", help="a directory to time saving and loading each shard in")
+    parser.add_argument("--one", type=int, nargs=3, help=argparse.SUPPRESS)  # a child: size, shard, shards
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.queries, args.probes, args.lists, args.tolerance, args.persist)))
+        print(json.dumps(run_one(*args.one, args)))
         return
-    for size in args.sizes:
-        command = [sys.executable, __file__, "--one", str(size), "--queries", str(args.queries),
-                   "--probes", str(args.probes), "--lists", str(args.lists), "--tolerance", str(args.tolerance)]
-        if args.persist:
-            command += ["--persist", args.persist]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        print(output.strip().splitlines()[-1], flush=True)
+    for size, shards in zip(args.sizes, args.shards):
+        results = []
+        for shard in range(shards):  # one after the other: each child's memory is one shard's
+            command = [sys.executable, __file__, "--one", str(size), str(shard), str(shards),
+                       "--queries", str(args.queries), "--probes", str(args.probes), "--lists", str(args.lists),
+                       "--tolerance", str(args.tolerance)] + (["--persist", args.persist] if args.persist else [])
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            results.append(json.loads(output.strip().splitlines()[-1]))
+        print(json.dumps(tier_figures(size, results)), flush=True)
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ def search_request(body: bytes) -> tuple[list, float, str | None]:
 
 def handler_for(shard: TierShard):
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the http.server spelling)
+        def do_GET(self) -> None:
             if self.path == "/healthz":
                 self._reply(200, {"status": "alive"})
             elif self.path == "/readyz":
@@ -112,7 +112,7 @@ def handler_for(shard: TierShard):
             else:
                 self._reply(404, {"error": "not found"})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if self.path != "/search":
                 return self._reply(404, {"error": "not found"})
             length = int(self.headers.get("Content-Length") or 0)

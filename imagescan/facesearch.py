@@ -23,8 +23,9 @@ from typing import Protocol
 import numpy as np
 import redis as redis_lib
 
-from .facestore import PARTITIONS, FaceStore
 from .faceshard import ShardIndex
+from .facestore import PARTITIONS, FaceStore
+from .facevectors import ShardVectors
 
 
 class FaceSearchUnavailable(redis_lib.ConnectionError):
@@ -69,11 +70,11 @@ class _InRedis:
 
 
 class InProcessFaceSearch(_InRedis):
-    """Every partition in this process: exact float32 search (ShardIndex with ShardVectors defaults)."""
+    """Every partition in this process, searched exactly (the float32 matrix, never IVF)."""
 
     def __init__(self, store: FaceStore, index: ShardIndex | None = None):
         self.store = store
-        self.index = index if index is not None else ShardIndex(store, range(PARTITIONS))
+        self.index = index if index is not None else ShardIndex(store, range(PARTITIONS), ShardVectors(ivf_from=0))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -121,7 +122,7 @@ class TierFaceSearch(_InRedis):
     def _ask(self, url: str, body: bytes) -> dict:
         request = urllib.request.Request(f"{url}/search", data=body, headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (configured URL)
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except (OSError, ValueError) as error:  # URLError, HTTPError, timeouts, a bad reply
             raise FaceSearchUnavailable(f"face search shard {url}: {error}") from error

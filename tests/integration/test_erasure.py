@@ -12,8 +12,8 @@ import time
 import pytest
 
 from imagescan import erasure, faceindex, keys
-from imagescan.facestore import FaceStore
 from imagescan.digests import Digests
+from imagescan.facestore import FaceStore
 from tests.conftest import wait_for_status
 from tests.imagefactory import jpeg, with_gps
 from tests.integration.test_faces_api import BIDEN, OBAMA_1, OBAMA_2, OBAMA_AND_BIDEN, face_photo

@@ -25,8 +25,8 @@ import redis
 
 from imagescan import keys
 from imagescan.faceindex import FaceIndex, erase_faces, faces_for, matches_for
-from imagescan.faceshard import ShardIndex
 from imagescan.facesearch import FaceSearchUnavailable, TierFaceSearch
+from imagescan.faceshard import ShardIndex
 from imagescan.facestore import PARTITIONS, FaceStore, partition_of_owner
 from imagescan.facevectors import ShardVectors
 from tests.integration.test_faceindex_redis import add_at_the_same_moment, person, photo_of, sha

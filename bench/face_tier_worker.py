@@ -59,15 +59,16 @@ def fill_partitions(client, encodings: np.ndarray, first_owner: int = 0) -> None
     for row, sha in enumerate(owners):
         by_partition.setdefault(partition_of_owner(sha), []).append(row)
     for partition, rows in by_partition.items():
-        seq = int(client.hget(keys.face_state(partition), "seq") or 0)
+        named = keys.face_partition(partition)
+        seq = int(client.hget(named.state, "seq") or 0)
         for start in range(0, len(rows), 5000):
             block = rows[start : start + 5000]
             ids = [face_id(partition, seq + 1 + i) for i in range(len(block))]
             pipe = client.pipeline(transaction=False)
-            pipe.hset(keys.face_records(partition),
+            pipe.hset(named.records,
                       mapping={i: owners[r].encode() + encodings[r].tobytes() for i, r in zip(ids, block)})
-            pipe.hset(keys.face_image_ids(partition), mapping={owners[r]: str(i) for i, r in zip(ids, block)})
-            pipe.hset(keys.face_state(partition), mapping={"seq": seq + len(block), "last": owners[block[-1]]})
+            pipe.hset(named.image_ids, mapping={owners[r]: str(i) for i, r in zip(ids, block)})
+            pipe.hset(named.state, mapping={"seq": seq + len(block), "last": owners[block[-1]]})
             pipe.execute()
             seq += len(block)
 

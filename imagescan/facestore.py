@@ -3,12 +3,12 @@
 Every image's faces live in one partition, chosen from its SHA-256; every key of a partition
 carries the same hash tag (:mod:`imagescan.keys`), so each script below touches one slot:
 
-* ``face_state(p)``     hash: ``seq`` the partition's last face number, ``erased`` its erasures
-                        so far, ``last`` the owner of its newest face;
-* ``face_records(p)``   hash, face id -> owner SHA-256 (64 hex) + 128 little-endian float32;
-* ``face_image_ids(p)`` hash, owner SHA-256 -> its face ids: makes adding idempotent, and lets
-                        an erasure find faces even when the image's own face list was never written;
-* ``face_erasures(p)``  sorted set, erased face id -> the erasure number that removed it.
+* ``state``     hash: ``seq`` the partition's last face number, ``erased`` its erasures so far,
+                ``last`` the owner of its newest face;
+* ``records``   hash, face id -> owner SHA-256 (64 hex) + 128 little-endian float32;
+* ``image_ids`` hash, owner SHA-256 -> its face ids: makes adding idempotent, and lets an
+                erasure find faces even when the image's own face list was never written;
+* ``erasures``  sorted set, erased face id -> the erasure number that removed it.
 
 A face id is ``number * PARTITIONS + partition``: unique, and it names its partition. The
 script that hands out a number writes the record in the same atomic step, so once a
@@ -126,8 +126,9 @@ class FaceStore:
     def add(self, sha256: str, encodings: Sequence[Sequence[float]]) -> list[int]:
         """Store the image's faces; returns their ids (the first ids again on a repeat)."""
         partition = partition_of_owner(sha256)
+        named = keys.face_partition(partition)
         joined = self._add(
-            keys=[keys.face_state(partition), keys.face_records(partition), keys.face_image_ids(partition)],
+            keys=[named.state, named.records, named.image_ids],
             args=[sha256, PARTITIONS, partition, *(encoding_to_bytes(e) for e in encodings)],
         )
         return [int(i) for i in _text(joined).split(",") if i]
@@ -136,27 +137,26 @@ class FaceStore:
         """Erase the image's faces (all of them, listed or not); returns how many went."""
         partition = partition_of_owner(sha256)
         return int(self._remove(
-            keys=[keys.face_state(partition), keys.face_records(partition), keys.face_image_ids(partition),
-                  keys.face_erasures(partition)],
+            keys=list(keys.face_partition(partition)),  # state, records, image ids, erasures
             args=[sha256, KEPT_ERASURES],
         ))
 
     def states(self, partitions: Sequence[int]) -> list[PartitionState]:
         with self.redis.pipeline(transaction=False) as pipe:
             for partition in partitions:
-                pipe.hmget(keys.face_state(partition), "seq", "erased", "last")
+                pipe.hmget(keys.face_partition(partition).state, "seq", "erased", "last")
             replies = pipe.execute()
         return [PartitionState(int(seq or 0), int(erased or 0), _text(last) if last else None)
                 for seq, erased, last in replies]
 
     def owner_of(self, face: int) -> str | None:
-        record = self.redis.hget(keys.face_records(partition_of_face(face)), face)
+        record = self.redis.hget(keys.face_partition(partition_of_face(face)).records, face)
         return _text(record[:OWNER_SIZE]) if record else None
 
     def rows(self, partition: int, first_number: int, last_number: int) -> FaceRows:
         """The faces numbered first..last (inclusive) still present in the partition."""
         count, raw_records, raw_ids = self._range(
-            keys=[keys.face_records(partition)],
+            keys=[keys.face_partition(partition).records],
             args=[face_id(partition, first_number), face_id(partition, last_number), PARTITIONS, RECORD_SIZE],
         )
         if not count:
@@ -168,14 +168,14 @@ class FaceStore:
 
     def erased_between(self, partition: int, after: int, through: int) -> list[int]:
         """Ids of the faces the partition's erasures after..through removed."""
-        found = self.redis.zrangebyscore(keys.face_erasures(partition), after + 1, through)
+        found = self.redis.zrangebyscore(keys.face_partition(partition).erasures, after + 1, through)
         return [int(face) for face in found]
 
     def encodings(self, face_ids: Sequence[int]) -> dict[int, np.ndarray]:
         """The encodings of these faces that are still stored."""
         with self.redis.pipeline(transaction=False) as pipe:
             for face in face_ids:
-                pipe.hget(keys.face_records(partition_of_face(face)), face)
+                pipe.hget(keys.face_partition(partition_of_face(face)).records, face)
             records = pipe.execute()
         return {face: np.frombuffer(record[OWNER_SIZE:], dtype=ENCODING_DTYPE).astype(np.float32)
                 for face, record in zip(face_ids, records) if record and len(record) == RECORD_SIZE}

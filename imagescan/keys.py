@@ -7,6 +7,7 @@ are aliases. The README's "Redis key schema" section documents these keys.
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
 # -- images ------------------------------------------------------------------
 
@@ -65,33 +66,19 @@ def plate_fuzzy_bucket(bucket: int | str) -> str:
 # -- faces -------------------------------------------------------------------
 
 
-# Faces are split into partitions (imagescan.facestore.PARTITIONS); every key of one partition
-# carries the hash tag {fN}, so each script touches one Redis Cluster slot.
+class FacePartition(NamedTuple):
+    """The keys of one face partition (imagescan.facestore): all carry the hash tag {f<p>}, so
+    every script over a partition touches one Redis Cluster slot."""
+
+    state: str  # Hash: seq (last face number), erased (erasures so far), last (owner of the newest face)
+    records: str  # Hash: face id -> owner SHA-256 (64 hex) + 128 float32 (512 bytes)
+    image_ids: str  # Hash: owner SHA-256 -> its face ids, comma-separated
+    erasures: str  # Sorted set: id of an erased face -> the partition's erasure number
 
 
-def _face_partition(partition: int) -> str:
-    return f"face:{{f{int(partition)}}}"
-
-
-def face_state(partition: int) -> str:
-    """Hash: seq (the partition's last face number), erased (its erasures so far),
-    last (SHA-256 of the image holding its newest face)."""
-    return f"{_face_partition(partition)}:state"
-
-
-def face_records(partition: int) -> str:
-    """Hash: face id -> SHA-256 (64 hex characters) of the image holding it + 128 float32 (512 bytes)."""
-    return f"{_face_partition(partition)}:enc"
-
-
-def face_image_ids(partition: int) -> str:
-    """Hash: SHA-256 of an image -> its face ids, comma-separated (the image's partition)."""
-    return f"{_face_partition(partition)}:img"
-
-
-def face_erasures(partition: int) -> str:
-    """Sorted set: id of an erased face -> the partition's erasure number that removed it."""
-    return f"{_face_partition(partition)}:erased"
+def face_partition(partition: int) -> FacePartition:
+    tag = f"face:{{f{int(partition)}}}"
+    return FacePartition(f"{tag}:state", f"{tag}:enc", f"{tag}:img", f"{tag}:erased")
 
 
 def image_faces(sha256: str) -> str:

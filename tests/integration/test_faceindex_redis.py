@@ -32,12 +32,12 @@ def sha(label: str) -> str:
 
 def faces_in_redis(client) -> tuple[int, int]:
     """(face numbers handed out, face records stored) over every partition."""
-    handed_out = sum(int(client.hget(keys.face_state(p), "seq") or 0) for p in range(PARTITIONS))
-    return handed_out, sum(client.hlen(keys.face_records(p)) for p in range(PARTITIONS))
+    handed_out = sum(int(client.hget(keys.face_partition(p).state, "seq") or 0) for p in range(PARTITIONS))
+    return handed_out, sum(client.hlen(keys.face_partition(p).records) for p in range(PARTITIONS))
 
 
 def record_of(client, face_id: int) -> bytes | None:
-    return client.hget(keys.face_records(partition_of_face(face_id)), face_id)
+    return client.hget(keys.face_partition(partition_of_face(face_id)).records, face_id)
 
 
 @pytest.fixture
@@ -224,7 +224,7 @@ def test_sync_skips_faces_removed_from_redis(redis_client, rng):
     for number in range(3):
         writer.add_image_faces(sha(f"d{number}"), [photo_of(person(number), rng)])
     [lost] = faces_for(redis_client, sha("d2"))
-    redis_client.hdel(keys.face_records(partition_of_face(lost["id"])), lost["id"])
+    redis_client.hdel(keys.face_partition(partition_of_face(lost["id"])).records, lost["id"])
 
     reader = FaceIndex(redis_client)
     assert reader.sync() == 2

@@ -161,7 +161,7 @@ def test_a_face_stored_while_its_image_is_erased_goes_again(redis_client, rng):
     assert index.add_image_faces(sha("late"), [photo_of(person(1), rng)]) == []
 
     assert faces_for(redis_client, sha("late")) is None
-    assert redis_client.hlen(keys.face_records(partition_of_owner(sha("late")))) == 0
+    assert redis_client.hlen(keys.face_partition(partition_of_owner(sha("late"))).records) == 0
     assert index.match_encodings([person(1)]) == []
 
 

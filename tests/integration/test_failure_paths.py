@@ -97,9 +97,9 @@ def test_the_face_index_notices_the_face_counter_going_backwards(redis_client):
     long_lived.add_image_faces(sha("same-bob"), [face(2)])  # the partition's face number 2, lost below
     [bob] = faces_for(redis_client, sha("same-bob"))
     partition = partition_of_face(bob["id"])
-    redis_client.hset(keys.face_state(partition), mapping={"seq": 1, "last": sha("same-alice")})
-    redis_client.hdel(keys.face_records(partition), bob["id"])
-    redis_client.hdel(keys.face_image_ids(partition), sha("same-bob"))
+    redis_client.hset(keys.face_partition(partition).state, mapping={"seq": 1, "last": sha("same-alice")})
+    redis_client.hdel(keys.face_partition(partition).records, bob["id"])
+    redis_client.hdel(keys.face_partition(partition).image_ids, sha("same-bob"))
     redis_client.delete(keys.image_faces(sha("same-bob")))
     FaceIndex(redis_client).add_image_faces(sha("same-carol"), [face(3)])  # another worker: number 2 again
     assert faces_for(redis_client, sha("same-carol"))[0]["id"] == bob["id"]

@@ -103,6 +103,7 @@ def search_request(body: bytes) -> tuple[list, float, str | None]:
 
 def handler_for(shard: TierShard):
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # a worker keeps its connection to the shard open
         def do_GET(self) -> None:
             if self.path == "/healthz":
                 self._reply(200, {"status": "alive"})
@@ -135,6 +136,9 @@ def handler_for(shard: TierShard):
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            if status >= 400:  # the request's body may be unread: this connection ends here
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             self.wfile.write(body)
 

@@ -13,9 +13,10 @@ answers is FACE_SEARCH:
 
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
-import urllib.request
+import threading
+import urllib.parse
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
@@ -96,6 +97,7 @@ class TierFaceSearch(_InRedis):
         self.urls = [url.rstrip("/") for url in urls]
         self.timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=len(self.urls), thread_name_prefix="facetier")
+        self._connections = threading.local()  # url -> HTTPConnection, per pool thread
 
     def __len__(self) -> int:
         return 0
@@ -120,12 +122,27 @@ class TierFaceSearch(_InRedis):
         return best
 
     def _ask(self, url: str, body: bytes) -> dict:
-        request = urllib.request.Request(f"{url}/search", data=body, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read())
-        except (OSError, ValueError) as error:  # URLError, HTTPError, timeouts, a bad reply
-            raise FaceSearchUnavailable(f"face search shard {url}: {error}") from error
+        """POST the query on this thread's kept-alive connection to the shard (a new one if it broke)."""
+        connections = self._connections.__dict__
+        for attempt in (1, 2):
+            connection = connections.get(url)
+            if connection is None:
+                parts = urllib.parse.urlsplit(url)
+                connection = connections[url] = http.client.HTTPConnection(parts.hostname, parts.port or 80,
+                                                                           timeout=self.timeout)
+            try:
+                connection.request("POST", "/search", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                reply = response.read()
+                if response.status != 200:
+                    raise ValueError(f"HTTP {response.status}: {reply[:200]!r}")
+                return json.loads(reply)
+            except (OSError, ValueError, http.client.HTTPException) as error:
+                connections.pop(url).close()
+                stale = isinstance(error, (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected))
+                if attempt == 2 or not stale:  # a kept-alive connection the shard closed: once more
+                    raise FaceSearchUnavailable(f"face search shard {url}: {error!r}") from error
+        raise AssertionError("unreachable")
 
 
 def face_search_for(settings, redis) -> FaceSearch:

@@ -68,7 +68,7 @@ def fill_partitions(client, encodings: np.ndarray, first_owner: int = 0) -> None
             pipe.hset(named.records,
                       mapping={i: owners[r].encode() + encodings[r].tobytes() for i, r in zip(ids, block)})
             pipe.hset(named.image_ids, mapping={owners[r]: str(i) for i, r in zip(ids, block)})
-            pipe.hset(named.state, mapping={"seq": seq + len(block), "last": owners[block[-1]]})
+            pipe.hset(named.state, mapping={"seq": seq + len(block), "stamp": f"{ids[-1]}@bench"})
             pipe.execute()
             seq += len(block)
 

@@ -33,11 +33,13 @@ SNAPSHOT = "snapshot"
 
 @dataclass
 class Applied:
-    """How far one partition is applied: its face numbers, erasures, and the newest face's owner."""
+    """How far one partition is applied: its face numbers, its erasures, the stamp of its newest
+    face, and the owner of face number `seq` when it was loaded (None: erased before)."""
 
     seq: int = 0
     erased: int | None = None  # None: not loaded yet (erasures before the first load are moot)
-    last: str | None = None
+    stamp: str | None = None
+    owner: str | None = None
 
 
 class ShardIndex:
@@ -74,7 +76,7 @@ class ShardIndex:
             # lands here: rare, and a reload is always correct.)
             log.warning("face partition %d went back to %d (had %d): reloading it", partition, state.seq, applied.seq)
             self._drop_partition(partition)
-            applied.seq, applied.last = 0, None
+            applied.seq, applied.stamp, applied.owner = 0, None, None
         loaded = self._load(partition, applied, state)
         self._apply_erasures(partition, applied, state)
         return loaded
@@ -83,8 +85,8 @@ class ShardIndex:
         if state.seq < applied.seq:
             return True
         if state.seq == applied.seq:
-            return state.last != applied.last
-        return applied.seq > 0 and self.store.owner_of(face_id(partition, applied.seq)) != applied.last
+            return state.stamp != applied.stamp
+        return applied.seq > 0 and self.store.owner_of(face_id(partition, applied.seq)) != applied.owner
 
     def _load(self, partition: int, applied: Applied, state: PartitionState) -> int:
         loaded = 0
@@ -94,9 +96,10 @@ class ShardIndex:
             if rows.face_ids:
                 self.vectors.add(rows.encodings, rows.owners, rows.face_ids)
                 loaded += len(rows.face_ids)
+            applied.owner = rows.owners[-1] if rows.face_ids and rows.face_ids[-1] == face_id(partition, last) else None
             applied.seq = last
         if applied.seq == state.seq:
-            applied.last = state.last  # read with seq in one command: the owner of face number seq
+            applied.stamp = state.stamp  # read with seq in one command: the stamp of face number seq
         return loaded
 
     def _apply_erasures(self, partition: int, applied: Applied, state: PartitionState) -> None:
@@ -104,7 +107,7 @@ class ShardIndex:
             return
         if state.erased < applied.erased or state.erased - applied.erased > KEPT_ERASURES:
             self._drop_partition(partition)  # the erasure list no longer reaches back: reload
-            applied.seq, applied.last, applied.erased = 0, None, state.erased
+            applied.seq, applied.stamp, applied.owner, applied.erased = 0, None, None, state.erased
             self._load(partition, applied, state)
             return
         self.vectors.remove(self.store.erased_between(partition, applied.erased, state.erased))

@@ -4,7 +4,8 @@ Every image's faces live in one partition, chosen from its SHA-256; every key of
 carries the same hash tag (:mod:`imagescan.keys`), so each script below touches one slot:
 
 * ``state``     hash: ``seq`` the partition's last face number, ``erased`` its erasures so far,
-                ``last`` the owner of its newest face;
+                ``stamp`` the newest face's number and the Redis time it was stored at (no
+                image is named: an erased image leaves no trace here);
 * ``records``   hash, face id -> owner SHA-256 (64 hex) + 128 little-endian float32;
 * ``image_ids`` hash, owner SHA-256 -> its face ids: makes adding idempotent, and lets an
                 erasure find faces even when the image's own face list was never written;
@@ -46,7 +47,10 @@ for i = 4, #ARGV do
     redis.call('HSET', KEYS[2], id, ARGV[1] .. ARGV[i])
     ids[#ids + 1] = id
 end
-if #ids > 0 then redis.call('HSET', KEYS[1], 'last', ARGV[1]) end
+if #ids > 0 then
+    local now = redis.call('TIME')
+    redis.call('HSET', KEYS[1], 'stamp', ids[#ids] .. '@' .. now[1] .. '.' .. now[2])
+end
 local joined = table.concat(ids, ',')
 redis.call('HSET', KEYS[3], ARGV[1], joined)
 return joined
@@ -89,7 +93,7 @@ return {#found_ids, table.concat(found_records), table.concat(found_ids, ',')}
 class PartitionState(NamedTuple):
     seq: int  # the last face number handed out
     erased: int  # erasures so far
-    last: str | None  # owner of the newest face
+    stamp: str | None  # the newest face's number and time: tells a number handed out again
 
 
 class FaceRows(NamedTuple):
@@ -144,10 +148,10 @@ class FaceStore:
     def states(self, partitions: Sequence[int]) -> list[PartitionState]:
         with self.redis.pipeline(transaction=False) as pipe:
             for partition in partitions:
-                pipe.hmget(keys.face_partition(partition).state, "seq", "erased", "last")
+                pipe.hmget(keys.face_partition(partition).state, "seq", "erased", "stamp")
             replies = pipe.execute()
-        return [PartitionState(int(seq or 0), int(erased or 0), _text(last) if last else None)
-                for seq, erased, last in replies]
+        return [PartitionState(int(seq or 0), int(erased or 0), _text(stamp) if stamp else None)
+                for seq, erased, stamp in replies]
 
     def owner_of(self, face: int) -> str | None:
         record = self.redis.hget(keys.face_partition(partition_of_face(face)).records, face)

@@ -70,7 +70,7 @@ class FacePartition(NamedTuple):
     """The keys of one face partition (imagescan.facestore): all carry the hash tag {f<p>}, so
     every script over a partition touches one Redis Cluster slot."""
 
-    state: str  # Hash: seq (last face number), erased (erasures so far), last (owner of the newest face)
+    state: str  # Hash: seq (last face number), erased (erasures so far), stamp (newest face number@time)
     records: str  # Hash: face id -> owner SHA-256 (64 hex) + 128 float32 (512 bytes)
     image_ids: str  # Hash: owner SHA-256 -> its face ids, comma-separated
     erasures: str  # Sorted set: id of an erased face -> the partition's erasure number

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -197,7 +198,8 @@ def main() -> None:
             command = [sys.executable, __file__, "--one", str(size), str(shard), str(shards),
                        "--queries", str(args.queries), "--probes", str(args.probes), "--lists", str(args.lists),
                        "--tolerance", str(args.tolerance)] + (["--persist", args.persist] if args.persist else [])
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # one core per shard, as in the tier
+            output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
             results.append(json.loads(output.strip().splitlines()[-1]))
         print(json.dumps(tier_figures(size, results)), flush=True)
 

@@ -78,6 +78,13 @@ def rss_mib(pid: int | str = "self") -> float:
         return int(next(line for line in status if line.startswith("VmRSS:")).split()[1]) / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (its threads included)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def worker_child(port: int, mode: str, urls: list[str]) -> dict:
     """What a worker does per image with faces; its memory after IMAGES images."""
     import redis
@@ -96,6 +103,7 @@ def worker_child(port: int, mode: str, urls: list[str]) -> dict:
     start_seconds = time.perf_counter() - started
     near = synthetic(IMAGES, seed=5)
     seconds = []
+    cpu_started = time.process_time()
     for number in range(IMAGES):
         face = FaceFound(box=Box(0, 0, 9, 9), encoding=tuple(near[number].tolist()))
         started = time.perf_counter()
@@ -103,7 +111,8 @@ def worker_child(port: int, mode: str, urls: list[str]) -> dict:
         seconds.append(time.perf_counter() - started)
     return {"mode": mode, "worker_rss_mib": round(rss_mib()), "worker_start_s": round(start_seconds, 2),
             "faces_held": len(index), "add_p50_ms": round(float(np.percentile(seconds, 50)) * 1000, 1),
-            "add_p99_ms": round(float(np.percentile(seconds, 99)) * 1000, 1)}
+            "add_p99_ms": round(float(np.percentile(seconds, 99)) * 1000, 1),
+            "worker_cpu_ms_per_add": round((time.process_time() - cpu_started) * 1000 / IMAGES, 1)}
 
 
 def start_shards(port: int, shards: int, directory: str) -> list[tuple[subprocess.Popen, str]]:
@@ -144,8 +153,11 @@ def run_size(size: int, shards: int) -> dict:
             tier = start_shards(port, shards, directory)
             result = {"faces": size, "shards": shards, "tier_load_s": round(time.perf_counter() - started, 1)}
             try:
+                cpu_before = [cpu_seconds(process.pid) for process, _ in tier]
                 result["tier"] = _child(port, "tier", [url for _, url in tier])
                 result["shard_rss_mib"] = [round(rss_mib(process.pid)) for process, _ in tier]
+                result["shard_cpu_ms_per_search"] = [round((cpu_seconds(process.pid) - before) * 1000 / IMAGES, 1)
+                                                     for (process, _), before in zip(tier, cpu_before)]
             finally:
                 for process, _ in tier:
                     process.send_signal(signal.SIGTERM)

@@ -215,6 +215,9 @@ class _SettingsBehaviour:
             raise ConfigError("BLOB_STORE=s3 needs S3_BUCKET")
         if self.face_search == "tier" and not self.face_tier_urls:
             raise ConfigError("FACE_SEARCH=tier needs FACE_TIER_URLS")
+        if not self.face_tier_shard < self.face_tier_shards <= 64:  # 64: the face partitions
+            raise ConfigError(f"FACE_TIER_SHARD must be below FACE_TIER_SHARDS, which is at most 64 "
+                              f"(got {self.face_tier_shard} of {self.face_tier_shards})")
         if not 0 < self.face_tolerance < 2:
             raise ConfigError(f"FACE_TOLERANCE must be between 0 and 2, got {self.face_tolerance}")
 

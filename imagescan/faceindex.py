@@ -21,10 +21,10 @@ plain read. If both workers see each other, both write the same pair: harmless.
 
 Erasure: :func:`erase_faces` removes an image's faces from their partition and lists their
 ids there; every copy drops them at its next catch-up. A face stored just as its image is
-erased is removed again by the worker (the image's face list is written only while no
-tombstone exists), and a match is stored only while both images hold faces, so a stale row
-can at most propose a match that is then refused. Every script touches one image's keys or
-one partition's: each runs on one Redis Cluster slot.
+erased is removed again by the worker (it checks the tombstone again after writing the
+image's face list), and a match is stored only while both images hold faces, so a stale row
+can at most propose a match that is then refused. Every script and command touches one
+image's keys or one partition's: each runs on one Redis Cluster slot.
 """
 
 from __future__ import annotations
@@ -43,16 +43,6 @@ from .facestore import FaceStore
 
 log = logging.getLogger("imagescan.faceindex")
 DEFAULT_TOLERANCE = 0.54  # the strictest at which every shared face set keeps recall >= 0.90 (bench/faces.py)
-
-# KEYS: image_faces(sha), erasure tombstone of sha. ARGV: the faces JSON.
-# Returns the faces JSON now stored (the earlier one on a repeat), nil when the image was erased.
-_RECORD_FACES_LUA = """
-local existing = redis.call('GET', KEYS[1])
-if existing then return existing end
-if redis.call('EXISTS', KEYS[2]) == 1 then return false end
-redis.call('SET', KEYS[1], ARGV[1])
-return ARGV[1]
-"""
 
 # KEYS: image_matches(x), image_faces(x). ARGV: (other sha256, distance) pairs.
 # Adds the pairs only while image x holds faces; returns 1 when it did. LT: a pair only
@@ -82,7 +72,6 @@ class FaceIndex:
         self.redis = redis
         self.tolerance = float(tolerance)
         self.search = search if search is not None else InProcessFaceSearch(FaceStore(redis))
-        self._record_script = redis.register_script(_RECORD_FACES_LUA)
         self._matches_script = redis.register_script(_ADD_MATCHES_LUA)
 
     def __len__(self) -> int:
@@ -121,15 +110,24 @@ class FaceIndex:
         return _ranked(self.search.search(encodings, self.tolerance, exclude=exclude)) if encodings else []
 
     def _record_faces(self, sha256: str, faces: list) -> bytes | None:
-        """Store the faces, then the image's face list; None (faces gone again) when it was erased."""
+        """Store the faces, then the image's face list; None (faces gone again) when it was erased.
+
+        Check, write, check again, each step on one key (the tombstone and the face list may sit
+        in different Redis Cluster slots): an erasure before the second check is seen there, one
+        after it finds the face list and removes it with the faces.
+        """
         for face in faces:
             encoding_to_bytes(face.encoding)  # a bad encoding fails here, before anything is written
+        if self.redis.exists(keys.erased(sha256)):
+            return None
         ids = self.search.add(sha256, [face.encoding for face in faces])
         listed = [{"id": face_id, "box": face.box.to_dict()} for face_id, face in zip(ids, faces)]
-        stored = self._record_script(keys=[keys.image_faces(sha256), keys.erased(sha256)],
-                                     args=[json.dumps(listed, separators=(",", ":"))])
-        if stored is None:
-            self.search.remove(sha256)  # erased while it was analysed: its faces go again
+        self.redis.set(keys.image_faces(sha256), json.dumps(listed, separators=(",", ":")), nx=True)
+        stored = self.redis.get(keys.image_faces(sha256))
+        if stored is None or self.redis.exists(keys.erased(sha256)):  # erased while it was analysed
+            self.redis.delete(keys.image_faces(sha256))
+            self.search.remove(sha256)
+            return None
         return stored
 
     def _store_matches(self, sha256: str, best: dict[str, float]) -> None:

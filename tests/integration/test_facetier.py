@@ -25,7 +25,7 @@ import redis
 
 from imagescan import keys
 from imagescan.faceindex import FaceIndex, erase_faces, faces_for, matches_for
-from imagescan.facesearch import FaceSearchUnavailable, TierFaceSearch
+from imagescan.facesearch import FaceSearchUnavailable, InProcessFaceSearch, TierFaceSearch
 from imagescan.faceshard import ShardIndex
 from imagescan.facestore import PARTITIONS, FaceStore, partition_of_owner
 from imagescan.facevectors import ShardVectors
@@ -154,9 +154,22 @@ def test_erased_faces_leave_the_tier(redis_server, redis_client, start_shard, rn
     assert erase_faces(redis_client, sha("alice1")) == 0  # nothing left to erase
 
 
-def test_a_face_stored_while_its_image_is_erased_goes_again(redis_client, rng):
-    redis_client.set(keys.erased(sha("late")), "1")  # the erasure's tombstone is already in place
-    index = FaceIndex(redis_client)
+class ErasedWhileStoring(InProcessFaceSearch):
+    """The erasure's tombstone lands just after the faces are stored, before the face list is."""
+
+    def add(self, sha256, encodings):
+        ids = super().add(sha256, encodings)
+        self.store.redis.set(keys.erased(sha256), "1")
+        return ids
+
+
+@pytest.mark.parametrize("moment", ["before", "while"])
+def test_a_face_stored_as_its_image_is_erased_goes_again(moment, redis_client, rng):
+    if moment == "before":
+        redis_client.set(keys.erased(sha("late")), "1")  # the erasure's tombstone is already in place
+        index = FaceIndex(redis_client)
+    else:
+        index = FaceIndex(redis_client, search=ErasedWhileStoring(FaceStore(redis_client)))
 
     assert index.add_image_faces(sha("late"), [photo_of(person(1), rng)]) == []
 

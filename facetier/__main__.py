@@ -24,6 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import json
 import logging
+import math
 import re
 import signal
 import sys
@@ -102,6 +103,9 @@ def search_request(body: bytes) -> tuple[list, float, str | None]:
     encodings, tolerance, exclude = query.get("encodings"), query.get("tolerance"), query.get("exclude")
     if not isinstance(encodings, list) or not all(isinstance(e, list) and len(e) == 128 for e in encodings):
         raise ValueError("encodings must be a list of lists of 128 numbers")
+    numbers = [x for e in encodings for x in e]
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in numbers):
+        raise ValueError("encodings must hold finite numbers only")
     if not isinstance(tolerance, (int, float)) or not 0 < tolerance < 2:
         raise ValueError("tolerance must be a number between 0 and 2")
     if exclude is not None and not (isinstance(exclude, str) and re.fullmatch(r"[0-9a-f]{64}", exclude)):

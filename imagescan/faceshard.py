@@ -147,6 +147,11 @@ class ShardIndex:
             log.warning("the snapshot in %s holds other partitions: starting empty", directory)
             return False
         with self.lock:
-            self.vectors.load(saved)
+            try:
+                self.vectors.load(saved)
+            except Exception as error:  # noqa: BLE001 (any damage: Redis has every face, start empty)
+                log.warning("the snapshot in %s cannot be read (%r): starting empty", directory, error)
+                self.vectors = ShardVectors(self.vectors.ivf_from, self.vectors.probes, self.vectors.lists)
+                return False
             self.applied = {int(p): Applied(**a) for p, a in described["applied"].items()}
         return True

@@ -218,6 +218,11 @@ def test_a_shard_index_restores_its_snapshot_and_catches_up(redis_client, tmp_pa
     assert list(second.search([person(600_000)], 0.54)) == [sha("after")]
     assert not ShardIndex(store, [0, 1], ShardVectors()).restore(tmp_path)  # other partitions: start empty
 
+    (tmp_path / "snapshot" / "ivf.faiss").write_bytes(b"damaged")
+    damaged = ShardIndex(store, range(PARTITIONS), ShardVectors(ivf_from=20))
+    assert not damaged.restore(tmp_path)  # Redis has every face: start empty, load them all
+    assert damaged.catch_up() == 31
+
 
 @pytest.fixture
 def rng():

@@ -84,6 +84,8 @@ def test_a_face_id_names_its_partition():
     (b'{"encodings": [[0.1]], "tolerance": 0.5}', "128 numbers"),
     (b'{"encodings": [], "tolerance": 0}', "tolerance"),
     (b'{"encodings": [], "tolerance": 0.5, "exclude": "../x"}', "SHA-256"),
+    (b'{"encodings": [[' + b",".join([b'"a"'] * 128) + b']], "tolerance": 0.5}', "finite numbers"),
+    (b'{"encodings": [[' + b",".join([b"NaN"] * 128) + b']], "tolerance": 0.5}', "finite numbers"),
 ])
 def test_the_tier_refuses_a_malformed_query(body, problem):
     with pytest.raises((ValueError, AttributeError)) as error:

@@ -16,7 +16,7 @@ photos of one person sit at 0.3-0.5); queries are new photos of known identities
 strangers (20%). Real encodings cluster more than this, which helps IVF.
 
     nice python bench/face_search.py [--sizes 100000 1000000 10000000] [--queries 400]
-                                     [--probes 48] [--lists 0] [--persist DIR]
+                                     [--probes 48 96 192] [--lists 0] [--persist DIR]
 """
 
 from __future__ import annotations
@@ -103,13 +103,19 @@ def exact_pairs(queries: np.ndarray, faces: np.ndarray, first_row: int, toleranc
 
 
 def timed_queries(search, queries: np.ndarray) -> tuple[list[float], set[tuple[int, int]]]:
+    """Wall seconds per query, and the pairs found; the CPU seconds per query go in CPU_SECONDS."""
     seconds, pairs = [], set()
+    CPU_SECONDS.clear()
     for number, query in enumerate(queries):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         found = search(query[None, :])
         seconds.append(time.perf_counter() - started)
+        CPU_SECONDS.append(time.thread_time() - cpu_started)
         pairs |= {(number, int(owner, 16)) for owner in found}
     return seconds, pairs
+
+
+CPU_SECONDS: list[float] = []  # the last timed_queries' CPU time per query (this machine is shared)
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
@@ -126,11 +132,11 @@ def run_one(size: int, shard: int, shards: int, args) -> dict:
     mine = [number for number in range(data.chunks) if number % shards == shard]
     held = sum(data.count(number) for number in mine)
     lists = args.lists or ivf_lists_for(held)
-    result: dict = {"faces": held, "lists": lists, "probes": args.probes, "rss_start_mib": round(rss_mib())}
+    result: dict = {"faces": held, "lists": lists, "rss_start_mib": round(rss_mib())}
     started = time.perf_counter()
     first = data.chunk(mine[0])
     sample = first[np.random.default_rng(3).permutation(len(first))[: lists * 30]]
-    index = IvfVectors.trained_on(sample, lists, args.probes)
+    index = IvfVectors.trained_on(sample, lists, args.probes[0])
     result["train_s"] = round(time.perf_counter() - started, 1)
     exact = EncodingMatrix(held) if held <= EXACT_UP_TO else None
     for number in mine:
@@ -145,26 +151,37 @@ def run_one(size: int, shard: int, shards: int, args) -> dict:
     truth: set[tuple[int, int]] = set()
     for number in mine:  # the exact answers, streamed
         truth |= exact_pairs(data.queries, data.chunk(number), number * CHUNK, args.tolerance)
-    seconds, found = timed_queries(lambda q: index.within(q, args.tolerance), data.queries)
-    result["seconds"], result["found"], result["truth"] = seconds, sorted(found), sorted(truth)
+    result["truth"], result["by_probes"] = sorted(truth), {}
+    for probes in args.probes:  # the same index, probing more lists: recall against time
+        index.index.nprobe = probes
+        seconds, found = timed_queries(lambda q: index.within(q, args.tolerance), data.queries)
+        result["by_probes"][probes] = {"seconds": seconds, "cpu": list(CPU_SECONDS), "found": sorted(found)}
     if exact is not None:
         exact_seconds, exact_found = timed_queries(lambda q: exact.within(q, args.tolerance), data.queries)
         result.update({f"exact_{k}": v for k, v in percentiles(exact_seconds).items()})
+        result.update({f"exact_cpu_{k}": v for k, v in percentiles(CPU_SECONDS).items()})
         result["exact_matches_truth"] = exact_found == truth
     if args.persist:
-        result.update(persistence(index, Path(args.persist), args.probes))
+        result.update(persistence(index, Path(args.persist), args.probes[0]))
     result["peak_rss_mib"] = round(peak_rss_mib())
     return result
 
 
 def tier_figures(size: int, shards: list[dict]) -> dict:
     """One search asks every shard at once: its time is the slowest shard's; recall over the union."""
-    slowest = np.max([shard.pop("seconds") for shard in shards], axis=0)
-    found = {tuple(pair) for shard in shards for pair in shard.pop("found")}
     truth = {tuple(pair) for shard in shards for pair in shard.pop("truth")}
-    return {"faces": size, "shards": len(shards), **{f"search_{k}": v for k, v in percentiles(list(slowest)).items()},
-            "recall": round(len(found & truth) / max(1, len(truth)), 4), "pairs_exact": len(truth),
-            "extra_pairs": len(found - truth), "per_shard": shards}
+    figures: dict = {"faces": size, "shards": len(shards), "pairs_exact": len(truth), "by_probes": {}}
+    for probes in shards[0]["by_probes"]:
+        runs = [shard["by_probes"][probes] for shard in shards]
+        found = {tuple(pair) for run in runs for pair in run["found"]}
+        figures["by_probes"][probes] = {
+            **{f"search_{k}": v for k, v in percentiles(list(np.max([r["seconds"] for r in runs], axis=0))).items()},
+            **{f"cpu_{k}": v for k, v in percentiles(list(np.max([r["cpu"] for r in runs], axis=0))).items()},
+            "recall": round(len(found & truth) / max(1, len(truth)), 4), "extra_pairs": len(found - truth)}
+    for shard in shards:
+        del shard["by_probes"]
+    figures["per_shard"] = shards
+    return figures
 
 
 def persistence(shard: IvfVectors, directory: Path, probes: int) -> dict:
@@ -183,7 +200,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     parser.add_argument("--shards", type=int, nargs="+", default=[1, 1, 4], help="tier shards, one per size")
     parser.add_argument("--queries", type=int, default=400)
-    parser.add_argument("--probes", type=int, default=DEFAULT_IVF_PROBES)
+    parser.add_argument("--probes", type=int, nargs="+", default=[DEFAULT_IVF_PROBES, 96, 192])
     parser.add_argument("--lists", type=int, default=0, help="IVF lists per shard (0: 2*sqrt(faces held))")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
     parser.add_argument("--persist", help="a directory to time saving and loading each shard in")
@@ -196,7 +213,7 @@ def main() -> None:
         results = []
         for shard in range(shards):  # one after the other: each child's memory is one shard's
             command = [sys.executable, __file__, "--one", str(size), str(shard), str(shards),
-                       "--queries", str(args.queries), "--probes", str(args.probes), "--lists", str(args.lists),
+                       "--queries", str(args.queries), "--probes", *map(str, args.probes), "--lists", str(args.lists),
                        "--tolerance", str(args.tolerance)] + (["--persist", args.persist] if args.persist else [])
             env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # one core per shard, as in the tier
             output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout

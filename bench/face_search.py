@@ -16,7 +16,7 @@ photos of one person sit at 0.3-0.5); queries are new photos of known identities
 strangers (20%). Real encodings cluster more than this, which helps IVF.
 
     nice python bench/face_search.py [--sizes 100000 1000000 10000000] [--queries 400]
-                                     [--probes 48 96 192] [--lists 0] [--persist DIR]
+                                     [--probes 48 96 128 192] [--lists 0] [--persist DIR]
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     parser.add_argument("--shards", type=int, nargs="+", default=[1, 1, 4], help="tier shards, one per size")
     parser.add_argument("--queries", type=int, default=400)
-    parser.add_argument("--probes", type=int, nargs="+", default=[DEFAULT_IVF_PROBES, 96, 192])
+    parser.add_argument("--probes", type=int, nargs="+", default=sorted({48, 96, DEFAULT_IVF_PROBES, 192}))
     parser.add_argument("--lists", type=int, default=0, help="IVF lists per shard (0: 2*sqrt(faces held))")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
     parser.add_argument("--persist", help="a directory to time saving and loading each shard in")

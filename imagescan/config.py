@@ -75,7 +75,7 @@ SETTINGS: tuple[Setting, ...] = (
             "a tier shard saves its snapshot this often (and when stopped)"),
     Setting("face_ivf_from", "FACE_IVF_FROM", int, 200_000, 0,
             "a tier shard moves to an IVF index at this many faces (0: exact search always)"),
-    Setting("face_ivf_probes", "FACE_IVF_PROBES", int, 48, 1, "IVF lists probed per query"),
+    Setting("face_ivf_probes", "FACE_IVF_PROBES", int, 128, 1, "IVF lists probed per query"),
     Setting("face_ivf_lists", "FACE_IVF_LISTS", int, 0, 0, "IVF lists (0: 2*sqrt(10 * FACE_IVF_FROM))"),
     Setting("blob_store", "BLOB_STORE", str, "redis", choices=("dir", "s3", "redis")),
     Setting("blob_dir", "BLOB_DIR", str, ""),

@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
-# The images of the three deployables, one target each, built from the repository root:
-#   docker build --target rest   -t imagescan-rest   .   # gunicorn + Flask, `python -m rest`, $PORT
-#   docker build --target worker -t imagescan-worker .   # plates (rapidocr), faces (dlib), EXIF
-#   docker build --target logs   -t imagescan-logs   .   # prints the whole stack's log
-# One builder installs everything once; rest and logs take its virtualenv less the
+# The images of the deployables, one target each, built from the repository root:
+#   docker build --target rest     -t imagescan-rest     .   # gunicorn + Flask, `python -m rest`, $PORT
+#   docker build --target worker   -t imagescan-worker   .   # plates (rapidocr), faces (dlib), EXIF
+#   docker build --target logs     -t imagescan-logs     .   # prints the whole stack's log
+#   docker build --target facetier -t imagescan-facetier .   # one shard of the face-search tier
+# One builder installs everything once; rest, logs and facetier take its virtualenv less the
 # recognition engines (they never import one, and the engines add about 300 MB), the worker
 # takes all of it. Why one file rather than one per deployable folder: README "Images".
 ARG BASE_IMAGE=python:3.11.14-slim-bookworm
@@ -38,6 +39,7 @@ COPY imagescan/ imagescan/
 COPY rest/ rest/
 COPY worker/ worker/
 COPY logs/ logs/
+COPY facetier/ facetier/
 RUN pip install --no-deps .
 
 # ---- web-builder: the same virtualenv less the recognition engines (rest and logs) -------
@@ -89,3 +91,14 @@ COPY --from=builder /opt/venv /opt/venv
 RUN python -c "import socket; socket.getaddrinfo = socket.socket.connect = lambda *a, **k: (_ for _ in ()).throw(OSError('network is off: a model would be downloaded')); import face_recognition, rapidocr; rapidocr.RapidOCR(); import worker.__main__; from imagescan.analyzers.plates.models import detector_model_path; detector_model_path('mobile')"
 USER 10001:10001
 CMD ["python", "-m", "worker"]
+
+# ---- facetier: one shard of the face encodings (faiss), kept up to date from Redis -------
+FROM runtime AS facetier
+LABEL org.opencontainers.image.title="imagescan-facetier"
+COPY --from=web-builder /opt/venv /opt/venv
+# /var/lib/imagescan/facetier: the shard's snapshot volume (k8s/components/face-tier).
+RUN install -d -o 10001 -g 10001 /var/lib/imagescan/facetier \
+    && python -c "import facetier.__main__, faiss"
+EXPOSE 8090
+USER 10001:10001
+CMD ["python", "-m", "facetier"]

@@ -63,7 +63,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 lint: venv
-	$(VENV)/bin/ruff check imagescan rest worker logs tests bench scripts
+	$(VENV)/bin/ruff check imagescan rest worker logs facetier tests bench scripts
 
 # wrk is the load generator of the throughput bench (not needed by the tests).
 bench-deps:

@@ -232,8 +232,8 @@ def redis_sync(url: str, size: int, tolerance: float) -> None:
     Needs an EMPTY Redis database (e.g. redis://127.0.0.1:6379/15), which it flushes at the end.
     """
     import redis
+    from face_tier_worker import fill_partitions  # bench/ is on the path of a bench script
 
-    from imagescan import keys
     from imagescan.analyzers import Box, FaceFound
     from imagescan.faceindex import FaceIndex
 
@@ -244,15 +244,7 @@ def redis_sync(url: str, size: int, tolerance: float) -> None:
         rng = np.random.default_rng(1)
         encodings = synthetic_encodings(size, rng)
         started = time.perf_counter()
-        for start in range(0, size, 5000):
-            pipe = client.pipeline(transaction=False)
-            block = range(start + 1, min(size, start + 5000) + 1)
-            pipe.hset(
-                keys.face_encodings(), mapping={i: encodings[i - 1].astype("<f4").tobytes() for i in block}
-            )
-            pipe.hset(keys.face_owner(), mapping={i: f"{i // 2:064x}" for i in block})
-            pipe.execute()
-        client.set(keys.face_seq(), size)
+        fill_partitions(client, encodings.astype("<f4"))  # the face partitions, as FaceStore writes them
         fill_seconds = time.perf_counter() - started
 
         index = FaceIndex(client, tolerance)

@@ -66,6 +66,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("face_engine", "FACE_ENGINE", str, "dlib"),
     Setting("face_tolerance", "FACE_TOLERANCE", float, 0.54, help="largest distance of the same face"),
     Setting("face_max_side", "FACE_MAX_SIDE", int, 1280, 64, "faces are found on a copy this long"),
+    Setting("face_search", "FACE_SEARCH", str, "local", choices=("local", "tier"),
+            help="local: each worker holds every face encoding; tier: ask the face-search tier"),
+    Setting("face_tier_urls", "FACE_TIER_URLS", tuple, (),
+            help="FACE_SEARCH=tier: one http://HOST:PORT per shard of the face-search tier"),
+    Setting("face_tier_timeout", "FACE_TIER_TIMEOUT", float, 10.0, 0.1, "seconds a tier shard has to answer"),
+    Setting("face_tier_shard", "FACE_TIER_SHARD", int, -1, -1,
+            "the tier shard this process is (-1: the number ending HOSTNAME, as in a StatefulSet)"),
+    Setting("face_tier_shards", "FACE_TIER_SHARDS", int, 1, 1, "shards in the face-search tier"),
+    Setting("face_tier_port", "FACE_TIER_PORT", int, 8090, 1, "a tier shard's listening port"),
+    Setting("face_tier_dir", "FACE_TIER_DIR", str, "/var/lib/imagescan/facetier",
+            help="where a tier shard keeps its snapshot"),
+    Setting("face_tier_snapshot_seconds", "FACE_TIER_SNAPSHOT_SECONDS", float, 600.0, 1.0,
+            "a tier shard saves its snapshot this often (and when stopped)"),
+    Setting("face_ivf_from", "FACE_IVF_FROM", int, 200_000, 0,
+            "a tier shard moves to an IVF index at this many faces (0: exact search always)"),
+    Setting("face_ivf_probes", "FACE_IVF_PROBES", int, 128, 1, "IVF lists probed per query"),
+    Setting("face_ivf_lists", "FACE_IVF_LISTS", int, 0, 0, "IVF lists (0: 2*sqrt(10 * FACE_IVF_FROM))"),
     Setting("blob_store", "BLOB_STORE", str, "redis", choices=("dir", "s3", "redis")),
     Setting("blob_dir", "BLOB_DIR", str, ""),
     Setting("s3_bucket", "S3_BUCKET", str, ""),
@@ -205,6 +222,11 @@ class _SettingsBehaviour:
             raise ConfigError("BLOB_STORE=s3 needs S3_BUCKET")
         if self.redis_url and self.redis_url.split("://")[0] not in _REDIS_SCHEMES:
             raise ConfigError(f"REDIS_URL must start with {', '.join(s + '://' for s in _REDIS_SCHEMES)}")
+        if self.face_search == "tier" and not self.face_tier_urls:
+            raise ConfigError("FACE_SEARCH=tier needs FACE_TIER_URLS")
+        if not self.face_tier_shard < self.face_tier_shards <= 64:  # 64: the face partitions
+            raise ConfigError(f"FACE_TIER_SHARD must be below FACE_TIER_SHARDS, which is at most 64 "
+                              f"(got {self.face_tier_shard} of {self.face_tier_shards})")
         if not 0 < self.face_tolerance < 2:
             raise ConfigError(f"FACE_TOLERANCE must be between 0 and 2, got {self.face_tolerance}")
 

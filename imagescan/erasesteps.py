@@ -6,16 +6,7 @@ can finish it first (imagescan.store) without the store depending on the erasure
 from __future__ import annotations
 
 from . import imagesteps, keys, stats, topology
-from .faceindex import KEPT_ERASURES
-from .redisclient import run_script
-
-# KEYS: erasure counter, face erasures; ARGV: face ids..., erasures kept
-_MARK_FACES_ERASED = """
-local n = redis.call('INCR', KEYS[1])
-for i = 1, #ARGV - 1 do redis.call('ZADD', KEYS[2], n, ARGV[i]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', n - tonumber(ARGV[#ARGV]))
-return n
-"""
+from .faceindex import erase_faces
 
 
 def _text(value) -> str:
@@ -47,12 +38,9 @@ def finish(client, sha256: str) -> bool:
 
 def remove_elsewhere(client, sha256: str, journal: dict) -> None:
     """Step 4: what points at the image from other slots, each step idempotent."""
-    faces = split(journal.get("faces"))
-    if faces:
-        client.hdel(keys.face_encodings(), *faces)
-        client.hdel(keys.face_owner(), *faces)
-        run_script(client, _MARK_FACES_ERASED, [keys.face_erasure_seq(), keys.face_erasures()],
-                   [*faces, KEPT_ERASURES])
+    # By owner, not by the journal's ids: also faces a worker stored while the tombstone went
+    # in (it removes them itself too, and every copy searching them drops them on catch-up).
+    erase_faces(client, sha256)
     for other in split(journal.get("matched")):
         client.zrem(keys.image_matches(other), sha256)
     imagesteps.unfile_plates(client, sha256, split(journal.get("plates")))

@@ -115,6 +115,25 @@ class EncodingMatrix:
                 best[owner] = distance
         return best
 
+    def contents(self) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """The live rows, the owner of each and the face id of each (a copy-free view of the rows)."""
+        owners = [self._owners[number] for number in self._owner_index[: self.size].tolist()]
+        return self._rows[: self.size], owners, self._face_ids[: self.size]
+
+    def save(self, path) -> None:
+        """Write the live rows, their owners and face ids to one .npz file."""
+        size = self.size
+        np.savez(path, rows=self._rows[:size], owner_index=self._owner_index[:size],
+                 face_ids=self._face_ids[:size], owners=np.asarray(self._owners, dtype=str))
+
+    @classmethod
+    def load(cls, path) -> EncodingMatrix:
+        with np.load(path) as saved:
+            owners = saved["owners"].tolist()
+            matrix = cls(len(saved["rows"]))
+            matrix.append(saved["rows"], [owners[i] for i in saved["owner_index"].tolist()], saved["face_ids"])
+        return matrix
+
     def _owner_number(self, owner: str) -> int:
         number = self._owner_numbers.get(owner)
         if number is None:
@@ -139,3 +158,4 @@ def _grown(array: np.ndarray, capacity: int, used: int) -> np.ndarray:
     bigger = np.empty((capacity, *array.shape[1:]), dtype=array.dtype)
     bigger[:used] = array[:used]
     return bigger
+

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from typing import NamedTuple
 
 SHARDS = 16  # pieces of each split index; fixed: the data is laid out by it
 
@@ -120,34 +121,24 @@ def plate_fuzzy_prefix(shard: int) -> str:
 # -- faces -------------------------------------------------------------------
 
 
-def face_seq() -> str:
-    """String counter: the last face id handed out."""
-    return "face:seq"
+class FacePartition(NamedTuple):
+    """The keys of one face partition (imagescan.facestore): all carry the hash tag {f<p>}, so
+    every script over a partition touches one Redis Cluster slot."""
+
+    state: str  # Hash: seq (last face number), erased (erasures so far), stamp (newest face number@time)
+    records: str  # Hash: face id -> owner SHA-256 (64 hex) + 128 float32 (512 bytes)
+    image_ids: str  # Hash: owner SHA-256 -> its face ids, comma-separated
+    erasures: str  # Sorted set: id of an erased face -> the partition's erasure number
 
 
-def face_encodings() -> str:
-    """Hash: face id -> 128 float32 (512 bytes)."""
-    return "face:enc"
-
-
-def face_owner() -> str:
-    """Hash: face id -> SHA-256 of the image holding it."""
-    return "face:owner"
+def face_partition(partition: int) -> FacePartition:
+    tag = f"face:{{f{int(partition)}}}"
+    return FacePartition(f"{tag}:state", f"{tag}:enc", f"{tag}:img", f"{tag}:erased")
 
 
 def image_faces(sha256: str) -> str:
     """String: JSON list of the image's faces [{"id", "box"}]."""
     return f"{image(sha256)}:faces"
-
-
-def face_erasure_seq() -> str:
-    """String counter: the number of erasures that removed faces (workers compare it to theirs)."""
-    return "face:erased:seq"
-
-
-def face_erasures() -> str:
-    """Sorted set: id of an erased face -> the erasure number that removed it."""
-    return "face:erased"
 
 
 def image_matches(sha256: str) -> str:

@@ -98,11 +98,16 @@ def counts_dead_letters(handle_dead):
 class MeasuredFaceIndex(FaceIndex):
     """The face index, timing each catch-up with Redis and reporting its size."""
 
-    def _sync_locked(self) -> int:
+    def sync(self) -> int:
         with FACE_INDEX_SYNC.time():
-            loaded = super()._sync_locked()
+            loaded = super().sync()
         FACE_INDEX_FACES.set(len(self))
         return loaded
+
+    def add_image_faces(self, sha256: str, faces):
+        found = super().add_image_faces(sha256, faces)
+        FACE_INDEX_FACES.set(len(self))  # 0 with the face-search tier: the worker holds none
+        return found
 
 
 # ---- the supervisor's side ---------------------------------------------------------------

@@ -12,6 +12,7 @@ from imagescan.analyzers.registry import load_analyzers
 from imagescan.blobs import BlobStore
 from imagescan.config import Settings
 from imagescan.faceindex import FaceIndex
+from imagescan.facesearch import face_search_for
 from imagescan.store import ImageStore, open_storage
 
 from .metrics import MeasuredFaceIndex
@@ -38,4 +39,4 @@ class WorkerServices:
     def build(cls, settings: Settings) -> WorkerServices:
         client, store, blobs = open_storage(settings)
         return cls(settings=settings, redis=client, store=store, blobs=blobs, plates=None, faces=None,
-                   face_index=MeasuredFaceIndex(client, settings.face_tolerance))
+                   face_index=MeasuredFaceIndex(client, settings.face_tolerance, face_search_for(settings, client)))

@@ -13,6 +13,7 @@ import pytest
 
 from imagescan import erasure, faceindex, keys
 from imagescan.digests import Digests
+from imagescan.facestore import FaceStore
 from tests.conftest import wait_for_status
 from tests.imagefactory import jpeg, with_gps
 from tests.integration.test_faces_api import BIDEN, OBAMA_1, OBAMA_2, OBAMA_AND_BIDEN, face_photo
@@ -68,7 +69,7 @@ def nothing_reveals(client, digests: Digests, job_ids=()) -> None:
 
 def stored_encoding(redis_client, sha256: str):
     (face,) = faceindex.faces_for(redis_client, sha256)
-    return faceindex.encoding_from_bytes(redis_client.hget(keys.face_encodings(), face["id"]))
+    return FaceStore(redis_client).encodings([face["id"]])[face["id"]]
 
 
 def test_delete_removes_the_image_its_faces_jobs_and_transforms(client, redis_client, worker_services, start_worker):

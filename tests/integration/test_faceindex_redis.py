@@ -11,6 +11,7 @@ import redis
 from imagescan import keys
 from imagescan.analyzers import Box, FaceFound
 from imagescan.faceindex import FaceIndex, faces_for, matches_for
+from imagescan.facestore import PARTITIONS, RECORD_SIZE, partition_of_face
 
 
 def person(seed: int) -> np.ndarray:
@@ -27,6 +28,16 @@ def photo_of(identity: np.ndarray, rng: np.random.Generator, spread: float = 0.0
 
 def sha(label: str) -> str:
     return (label.encode().hex() * 64)[:64]
+
+
+def faces_in_redis(client) -> tuple[int, int]:
+    """(face numbers handed out, face records stored) over every partition."""
+    handed_out = sum(int(client.hget(keys.face_partition(p).state, "seq") or 0) for p in range(PARTITIONS))
+    return handed_out, sum(client.hlen(keys.face_partition(p).records) for p in range(PARTITIONS))
+
+
+def record_of(client, face_id: int) -> bytes | None:
+    return client.hget(keys.face_partition(partition_of_face(face_id)).records, face_id)
 
 
 @pytest.fixture
@@ -109,8 +120,7 @@ def test_reprocessing_an_image_adds_no_face(redis_client, rng):
 
     assert again == first
     assert faces_for(redis_client, sha("a2")) == stored
-    assert int(redis_client.get(keys.face_seq())) == 2
-    assert redis_client.hlen(keys.face_encodings()) == 2
+    assert faces_in_redis(redis_client) == (2, 2)
     assert redis_client.zcard(keys.image_matches(sha("a1"))) == 1
 
 
@@ -129,12 +139,12 @@ def test_faces_stored_with_ids_boxes_and_float32_bytes(redis_client, rng):
 
     [stored] = faces_for(redis_client, sha("a"))
     assert stored["box"] == {"x": 10, "y": 20, "w": 30, "h": 40}
-    raw = redis_client.hget(keys.face_encodings(), stored["id"])
-    assert len(raw) == 512
+    raw = record_of(redis_client, stored["id"])
+    assert len(raw) == RECORD_SIZE == 64 + 512
     np.testing.assert_array_equal(
-        np.frombuffer(raw, dtype="<f4"), np.asarray(face.encoding, dtype=np.float32)
+        np.frombuffer(raw[64:], dtype="<f4"), np.asarray(face.encoding, dtype=np.float32)
     )
-    assert redis_client.hget(keys.face_owner(), stored["id"]).decode() == sha("a")
+    assert raw[:64].decode() == sha("a")
 
 
 def test_new_index_rebuilds_its_matrix_from_redis(redis_client, rng):
@@ -213,13 +223,13 @@ def test_sync_skips_faces_removed_from_redis(redis_client, rng):
     writer = FaceIndex(redis_client)
     for number in range(3):
         writer.add_image_faces(sha(f"d{number}"), [photo_of(person(number), rng)])
-    redis_client.hdel(keys.face_encodings(), 2)
-    redis_client.hdel(keys.face_owner(), 2)
+    [lost] = faces_for(redis_client, sha("d2"))
+    redis_client.hdel(keys.face_partition(partition_of_face(lost["id"])).records, lost["id"])
 
     reader = FaceIndex(redis_client)
     assert reader.sync() == 2
-    assert reader.match_encodings([person(1)]) == []
-    assert [other for other, _ in reader.match_encodings([person(2)])] == [sha("d2")]
+    assert reader.match_encodings([person(2)]) == []
+    assert [other for other, _ in reader.match_encodings([person(1)])] == [sha("d1")]
 
 
 def test_a_decoding_client_is_refused(redis_server):

@@ -11,7 +11,8 @@ import redis
 from imagescan import job_records as jobs
 from imagescan import keys
 from imagescan.analyzers import Box, FaceFound
-from imagescan.faceindex import FaceIndex
+from imagescan.faceindex import FaceIndex, faces_for
+from imagescan.facestore import partition_of_face
 from tests.conftest import wait_for_status
 from tests.imagefactory import jpeg
 
@@ -96,16 +97,19 @@ def sha(label: str) -> str:
 
 
 def test_the_face_index_notices_the_face_counter_going_backwards(redis_client):
-    """Redis restored from a snapshot that lost the last face: its id is handed out again."""
+    """Redis restored from a snapshot that lost the last face: its number is handed out again."""
     long_lived = FaceIndex(redis_client)
-    long_lived.add_image_faces(sha("alice"), [face(1)])
-    long_lived.add_image_faces(sha("bob"), [face(2)])  # face id 2, lost below
-    redis_client.set(keys.face_seq(), 1)
-    redis_client.hdel(keys.face_encodings(), 2)
-    redis_client.hdel(keys.face_owner(), 2)
-    redis_client.delete(keys.image_faces(sha("bob")))
-    FaceIndex(redis_client).add_image_faces(sha("carol"), [face(3)])  # another worker: id 2 again
+    long_lived.add_image_faces(sha("same-alice"), [face(1)])  # "same": one face partition for all
+    long_lived.add_image_faces(sha("same-bob"), [face(2)])  # the partition's face number 2, lost below
+    [bob] = faces_for(redis_client, sha("same-bob"))
+    partition = partition_of_face(bob["id"])
+    redis_client.hset(keys.face_partition(partition).state, mapping={"seq": 1, "stamp": "restored"})
+    redis_client.hdel(keys.face_partition(partition).records, bob["id"])
+    redis_client.hdel(keys.face_partition(partition).image_ids, sha("same-bob"))
+    redis_client.delete(keys.image_faces(sha("same-bob")))
+    FaceIndex(redis_client).add_image_faces(sha("same-carol"), [face(3)])  # another worker: number 2 again
+    assert faces_for(redis_client, sha("same-carol"))[0]["id"] == bob["id"]
 
-    found = long_lived.add_image_faces(sha("carol-2"), [face(3, spread=0.01)])
-    assert [other for other, _ in found] == [sha("carol")], "the reused id was skipped"
+    found = long_lived.add_image_faces(sha("same-carol-2"), [face(3, spread=0.01)])
+    assert [other for other, _ in found] == [sha("same-carol")], "the reused id was skipped"
     assert long_lived.match_encodings([face(2).encoding]) == [], "a face Redis lost is still matched"

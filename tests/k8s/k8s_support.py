@@ -22,7 +22,7 @@ KUBERNETES_VERSION = "1.32.0"
 
 # Every component of k8s/components, and the combinations scripts/deploy-k8s.sh builds.
 COMPONENTS = ("ingress", "monitoring", "rabbitmq-cluster", "redis-sentinel", "rest-hpa", "worker-hpa",
-              "worker-keda")
+              "worker-keda", "face-tier")
 # The committed overlays (k8s/overlays/NAME), each with the components the deploy script adds.
 OVERLAYS = ("development", "production")
 DEPLOY_VARIANTS = {

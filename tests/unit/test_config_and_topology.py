@@ -26,7 +26,8 @@ def test_environment_overrides_and_lists():
 @pytest.mark.parametrize(
     "env",
     [{"PORT": "http"}, {"PORT": "0"}, {"ALLOW_PRIVATE_URLS": "maybe"}, {"BLOB_STORE": "s3"},
-     {"BLOB_STORE": "dir"}, {"FACE_TOLERANCE": "7"}],
+     {"BLOB_STORE": "dir"}, {"FACE_TOLERANCE": "7"}, {"FACE_SEARCH": "tier"}, {"FACE_SEARCH": "faiss"},
+     {"FACE_TIER_SHARD": "2", "FACE_TIER_SHARDS": "2"}, {"FACE_TIER_SHARDS": "65"}],
 )
 def test_bad_settings_fail_with_the_variable_named(env):
     with pytest.raises(ConfigError) as error:

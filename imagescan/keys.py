@@ -228,6 +228,9 @@ def thumbnail(sha256: str, size: int) -> str:
 _HEX = "[0-9a-f]"
 LEGACY_SPLIT_SETS = {"plates": "known plates", "images:recent": "recent images"}
 LEGACY_CACHES = (f"^xform:{_HEX}{{64}}:", f"^thumb:{_HEX}{{64}}:", f"^erased:{_HEX}{{64}}$")
+# The one face index: encodings (id -> 512 bytes) and owners (id -> SHA-256) first, then the
+# id counter and the erasure log, which the partitions replace.
+LEGACY_FACE_KEYS = ("face:enc", "face:owner", "face:seq", "face:erased:seq", "face:erased")
 
 
 def legacy_renames():

@@ -4,9 +4,10 @@
 
 Run it once, with every service stopped, against the Redis the services used (REDIS_HOST...:
 one Redis or the Sentinels' master). It renames every key to its new name (RENAME keeps the
-value and the TTL), splits the two big sets (`plates`, `images:recent`) into their pieces, and
-drops the caches and tombstones (thumbnails, transforms, day-old tombstones: made again as
-needed). Keys already in the new layout are left alone, so a second run changes nothing.
+value and the TTL), splits the two big sets (`plates`, `images:recent`) into their pieces, files
+the faces of the one face index into the face partitions (new face ids, written into each
+image's face list), and drops the caches and tombstones (thumbnails, transforms, day-old
+tombstones: made again as needed). Keys already in the new layout are left alone, so a second run changes nothing.
 Moving the data to a Redis Cluster afterwards is Redis's own tool:
 `redis-cli --cluster import CLUSTER_HOST:PORT --cluster-from OLD_HOST:PORT --cluster-copy`.
 """
@@ -14,11 +15,14 @@ Moving the data to a Redis Cluster afterwards is Redis's own tool:
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 
 from . import keys, recent
+from .facematrix import encoding_from_bytes
+from .facestore import FaceStore
 
 _RENAMES = [(re.compile(pattern), rename) for pattern, rename in keys.legacy_renames()]
 _CACHES = [re.compile(pattern) for pattern in keys.LEGACY_CACHES]
@@ -52,6 +56,37 @@ def _split_sets(client, dry_run: bool, counts: Counter) -> None:
         client.delete(old_plates, old_recent)
 
 
+def _move_faces(client, dry_run: bool, counts: Counter) -> None:
+    """File each image's faces into its partition (FaceStore.add: a repeat returns the same
+    ids), then, in one transaction, give its face list the new ids and drop its old entries:
+    a run cut short anywhere is finished by the next one. Faces of images no longer stored
+    are dropped, never filed again."""
+    encodings_key, owners_key, *counters = keys.LEGACY_FACE_KEYS
+    by_owner: dict[str, list[int]] = defaultdict(list)
+    for face, owner in client.hscan_iter(owners_key, count=BATCH):
+        by_owner[_text(owner)].append(int(face))
+    faces = FaceStore(client)
+    for owner, old_ids in by_owner.items():
+        counts["faces filed in partitions"] += len(old_ids)
+        if dry_run:
+            continue
+        old_ids.sort()
+        stored = [(face, raw) for face, raw in zip(old_ids, client.hmget(encodings_key, old_ids)) if raw]
+        listed = json.loads(client.get(keys.image_faces(owner)) or "[]")
+        if stored and client.exists(keys.image(owner)):
+            new_ids = faces.add(owner, [encoding_from_bytes(raw) for _, raw in stored])
+            renumbered = {old: new for (old, _), new in zip(stored, new_ids)}
+            listed = [{**face, "id": renumbered.get(face["id"], face["id"])} for face in listed]
+        with client.pipeline(transaction=True) as pipe:
+            if listed:
+                pipe.set(keys.image_faces(owner), json.dumps(listed, separators=(",", ":")))
+            pipe.hdel(owners_key, *old_ids)
+            pipe.hdel(encodings_key, *old_ids)
+            pipe.execute()
+    if not dry_run and not client.hlen(owners_key):
+        client.delete(encodings_key, *counters)
+
+
 def migrate(client, dry_run: bool = False) -> Counter:
     """Rename, split and drop (see the module's docstring); what was done, counted by kind."""
     counts: Counter = Counter()
@@ -70,6 +105,7 @@ def migrate(client, dry_run: bool = False) -> Counter:
             counts["renamed"] += 1
             if not dry_run:
                 client.rename(old, target)
+    _move_faces(client, dry_run, counts)  # after the renames: the face lists have their new names
     return counts
 
 

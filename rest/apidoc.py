@@ -25,7 +25,7 @@ _LOCATIONS = frozenset({"json", "query", "querystring", "files", "form", "header
 
 def sentence(messages) -> str:
     """marshmallow's nested messages as one sentence: `{"query": {"limit": [...]}}` -> `limit: ...`.
-    A message that already names its field (the routes' own wording) is kept as it is."""
+    A message that names its field already (the routes' own wording) is kept as it is."""
     found: list[str] = []
 
     def walk(node, name: str | None) -> None:
@@ -38,7 +38,7 @@ def sentence(messages) -> str:
                 walk(item, name)
         else:
             text = str(node)
-            found.append(text if name is None or text.startswith(name) else f"{name}: {text}")
+            found.append(text if name is None or name in text else f"{name}: {text}")
 
     walk(messages, None)
     return "; ".join(dict.fromkeys(found)) or "the request is malformed"
@@ -125,6 +125,8 @@ def files(description: str, types=IMAGE_TYPES) -> dict:
 
 LOCATION = {"Location": {"schema": {"type": "string"}}}
 NOT_FOUND = {404: error("No such image")}
+# Any route that reads the store answers this while Redis (or the blob store) is away.
+STORAGE_DOWN = {503: error("Redis or the blob store is unavailable", retry_after=True)}
 BAD_IMAGE = {
     400: error("Empty, corrupt or truncated image, or a malformed request"),
     413: error("Upload larger than MAX_UPLOAD_MB or image over MAX_IMAGE_PIXELS"),

@@ -80,7 +80,8 @@ def _undecorated_routes() -> dict:
         "/ui/static/{filename}": {"get": {
             "tags": ["console"], "summary": "The console's scripts, styles and icons",
             "operationId": operation_id("get", "/ui/static/{filename}"), "parameters": [static],
-            "responses": {"200": {"description": "The file"},
+            "responses": {"200": {"description": "The file (script, style sheet, image)",
+                                  "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
                           "404": {"description": "No such file", "content": {"application/json": {
                               "schema": {"$ref": "#/components/schemas/Error"}}}}}}},
         "/metrics": {"get": {

@@ -72,8 +72,8 @@ def docs_page():
 
 
 @blueprint.get("/docs/<path:filename>")
-@blueprint.response(200, {"type": "string", "format": "binary"}, content_type="application/octet-stream",
-                    description="The file")
+@blueprint.response(200, {"type": "string", "format": "binary"}, content_type="*/*",
+                    description="The file (script, style sheet, image)")
 @blueprint.doc(responses={404: error("No such file")})
 def docs_asset(filename: str):
     """Swagger UI's static files"""

@@ -16,7 +16,8 @@ from flask import current_app, jsonify, request
 from imagescan import faceindex
 from imagescan.urlfetch import FetchRefused, fetch_image
 
-from ..apidoc import BAD_IMAGE, DIGEST, RAW_IMAGE_BODY, UPLOAD_PARAMETERS, Blueprint, error, path_parameter
+from ..apidoc import (BAD_IMAGE, DIGEST, RAW_IMAGE_BODY, STORAGE_DOWN, UPLOAD_PARAMETERS, Blueprint, error,
+                      path_parameter)
 from ..errors import RETRY_AFTER_SECONDS, ApiError, unavailable
 from ..ingest import accept_image, check_name
 from ..schemas import Hash
@@ -39,12 +40,17 @@ def scan_image(filename: str):
 _SEND_URL = 'send a JSON object with the image URL: {"url": "https://..."}'
 
 
+def _not_blank(url: str) -> None:
+    if not url.strip():
+        raise ma.ValidationError(_SEND_URL)
+
+
 class ImageUrl(ma.Schema):
     error_messages = {"type": _SEND_URL}
 
-    url = ma.fields.String(required=True, validate=lambda url: bool(url.strip()), metadata={"format": "uri"},
-                           error_messages={key: _SEND_URL for key in ("required", "null", "invalid",
-                                                                        "validator_failed")})
+    url = ma.fields.String(required=True, validate=_not_blank, metadata={"format": "uri"},
+                           error_messages={key: _SEND_URL.replace("{", "{{").replace("}", "}}")  # str.format
+                                           for key in ("required", "null", "invalid")})
 
 
 def _url_fetch_slots(limit: int) -> threading.BoundedSemaphore:
@@ -99,6 +105,7 @@ def scan_url(body: dict):
 @blueprint.get("/match/<digest>", parameters=[path_parameter("digest", DIGEST)])
 @blueprint.response(200, {"type": "array", "items": {"type": "string"}},
                     description="[] for unknown images and images without faces")
+@blueprint.doc(responses=STORAGE_DOWN)
 def match(digest: str):
     """Names and URLs of other images holding a matching face, best match first
 

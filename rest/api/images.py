@@ -9,7 +9,7 @@ from flask import jsonify, url_for
 
 from imagescan import faceindex
 
-from ..apidoc import DIGEST, NOT_FOUND, Blueprint, path_parameter, whole_number
+from ..apidoc import DIGEST, NOT_FOUND, STORAGE_DOWN, Blueprint, path_parameter, whole_number
 from ..auth import caller_has_scope
 from ..errors import ApiError
 from ..schemas import Analysis, Document
@@ -39,7 +39,7 @@ def known_image(view):
 
 @blueprint.get("/images/<digest>", parameters=[DIGEST_PARAMETER])
 @blueprint.response(200, Analysis, description="The image's record (`faces` is null for a key without the faces scope)")
-@blueprint.doc(responses=NOT_FOUND)
+@blueprint.doc(responses={**NOT_FOUND, **STORAGE_DOWN})
 @known_image
 def image_analysis(digest: str, sha256: str):
     """Everything known about an image"""
@@ -75,7 +75,7 @@ class NamesPage(Document):
 
 @blueprint.get("/images/<digest>/names", parameters=[DIGEST_PARAMETER])
 @blueprint.response(200, NamesPage, description="A page of names")
-@blueprint.doc(responses=NOT_FOUND)
+@blueprint.doc(responses={**NOT_FOUND, **STORAGE_DOWN})
 @known_image
 @blueprint.arguments(NamesQuery, location="query")
 def image_names(page: dict, digest: str, sha256: str):

@@ -24,7 +24,7 @@ from imagescan import job_records, topology
 from imagescan.broker import BrokerUnavailable
 from imagescan.store import DONE, FAILED, PROCESSING
 
-from ..apidoc import BAD_IMAGE, LOCATION, Blueprint, ImageUpload, error, files, path_parameter
+from ..apidoc import BAD_IMAGE, LOCATION, STORAGE_DOWN, Blueprint, ImageUpload, error, files, path_parameter
 from ..errors import ApiError, error_response, unavailable
 from ..ingest import accept_image
 from ..schemas import Document, JobAccepted
@@ -143,7 +143,7 @@ def _visible_status(job: job_records.Job) -> str:
 @blueprint.response(200, Job, description="pending, processing or failed (with message)")
 @blueprint.alt_response(201, schema=Job, description="completed; Location is the output", headers=LOCATION,
                         success=True)
-@blueprint.doc(responses=UNKNOWN_JOB)
+@blueprint.doc(responses={**UNKNOWN_JOB, **STORAGE_DOWN})
 def job_status(job_id: str):
     """A job's status"""
     job = _load_job(job_id)
@@ -169,7 +169,7 @@ def job_status(job_id: str):
     **UNKNOWN_JOB,
     409: error("The job failed; `error` says why"),
     500: error("The job's output is missing from the blob store"),
-    503: error("Storage unavailable", retry_after=True),
+    **STORAGE_DOWN,
 })
 def job_output(job_id: str):
     """The image with plates (box and text) and faces (box) drawn"""

@@ -17,7 +17,7 @@ from flask import Response, jsonify, request
 
 from imagescan import erasure, imaging, keys, recent, transforms
 
-from ..apidoc import NEEDS_KEY, NOT_FOUND, Blueprint, WholeNumber, error, whole_number
+from ..apidoc import NEEDS_KEY, NOT_FOUND, STORAGE_DOWN, Blueprint, WholeNumber, error, whole_number
 from ..auth import require_api_key
 from ..errors import ApiError
 from ..schemas import STATUSES, Candidate, Document
@@ -60,7 +60,8 @@ class ImagePage(Document):
 
 @blueprint.get("/images")
 @blueprint.response(200, ImagePage, description="One page")
-@blueprint.doc(responses={400: error("limit out of range or a cursor this service did not hand out")})
+@blueprint.doc(responses={400: error("limit out of range or a cursor this service did not hand out"),
+                          **STORAGE_DOWN})
 @blueprint.arguments(PageQuery, location="query")
 def recent_images(query: dict):
     """Recent images, newest first, a page at a time"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import jsonify, request
 
-from ..apidoc import BAD_IMAGE, DIGEST, RAW_IMAGE_BODY, UPLOAD_PARAMETERS, Blueprint, path_parameter
+from ..apidoc import BAD_IMAGE, DIGEST, RAW_IMAGE_BODY, STORAGE_DOWN, UPLOAD_PARAMETERS, Blueprint, path_parameter
 from ..ingest import accept_image
 from ..schemas import Document, Hash
 from ..services import current
@@ -35,6 +35,7 @@ def upload_image(filename: str):
 
 @blueprint.get("/hash/<checksum>", parameters=[path_parameter("checksum", DIGEST)])
 @blueprint.response(200, PlateLocation(many=True), description="[] for unknown images and images without GPS EXIF")
+@blueprint.doc(responses=STORAGE_DOWN)
 def plates_of_image(checksum: str):
     """Plates and location of a geotagged image"""
     store = current().store
@@ -64,6 +65,7 @@ class PlateSearch(ma.Schema):
 @blueprint.get("/license/<license>",
                parameters=[path_parameter("license", "Plate; compared upper-cased, letters and digits only")])
 @blueprint.response(200, STRINGS, description="MD5s; [] when none")
+@blueprint.doc(responses=STORAGE_DOWN)
 @blueprint.arguments(PlateSearch, location="query")
 def images_with_license(search: dict, license: str):
     """MD5s of the images showing a plate

@@ -105,7 +105,9 @@ def transformed(image_id: str, operation: str):
 
 
 TRANSFORM_ERRORS = {
+    400: error("The stored original's header is corrupt"),
     413: error("Image over MAX_IMAGE_PIXELS"),
+    415: error("The stored original is not in a format the service reads"),
     422: error("The stored original cannot be decoded"),
     503: error("Busy or storage unavailable", retry_after=True),
 }

@@ -13,9 +13,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from imagescan.config import Settings
 
-from . import console
+from . import console, openapi
 from . import metrics as rest_metrics
-from . import openapi
 from . import services as services_module
 from .api import BLUEPRINTS
 from .auth import install_access_control

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import ClassVar
 
 import marshmallow as ma
 import redis
@@ -16,8 +17,7 @@ from flask import current_app, jsonify, request
 from imagescan import faceindex
 from imagescan.urlfetch import FetchRefused, fetch_image
 
-from ..apidoc import (BAD_IMAGE, DIGEST, RAW_IMAGE_BODY, STORAGE_DOWN, UPLOAD_PARAMETERS, Blueprint, error,
-                      path_parameter)
+from ..apidoc import BAD_IMAGE, DIGEST, RAW_UPLOAD, STORAGE_DOWN, Blueprint, error, path_parameter
 from ..errors import RETRY_AFTER_SECONDS, ApiError, unavailable
 from ..ingest import accept_image, check_name
 from ..schemas import Hash
@@ -29,8 +29,8 @@ URL_FETCH_SLOTS = "imagescan.url_fetch_slots"
 
 
 @blueprint.post("/scan/image/<path:filename>", parameters=[path_parameter("filename", "Name recorded for the image")])
-@blueprint.response(200, Hash, description="Accepted; `hash` is the SHA-224")
-@blueprint.doc(parameters=UPLOAD_PARAMETERS, requestBody=RAW_IMAGE_BODY, responses=BAD_IMAGE)
+@blueprint.described(blueprint.response(200, Hash, description="Accepted; `hash` is the SHA-224"),
+                     blueprint.doc(**RAW_UPLOAD))
 def scan_image(filename: str):
     """Scan an image for faces"""
     digests = accept_image(request.get_data(cache=False), filename)
@@ -46,7 +46,7 @@ def _not_blank(url: str) -> None:
 
 
 class ImageUrl(ma.Schema):
-    error_messages = {"type": _SEND_URL}
+    error_messages: ClassVar = {"type": _SEND_URL}
 
     url = ma.fields.String(required=True, validate=_not_blank, metadata={"format": "uri"},
                            error_messages={key: _SEND_URL.replace("{", "{{").replace("}", "}}")  # str.format

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from typing import ClassVar
 
 import marshmallow as ma
 import redis
@@ -27,7 +28,17 @@ from flask_smorest.fields import Upload
 
 from imagescan import imaging, keys
 
-from ..apidoc import BAD_IMAGE, DIGEST, NEEDS_KEY, NOT_FOUND, Blueprint, error, files, path_parameter, whole_number
+from ..apidoc import (
+    BAD_IMAGE,
+    DIGEST,
+    NEEDS_KEY,
+    NOT_FOUND,
+    Blueprint,
+    error,
+    files,
+    path_parameter,
+    whole_number,
+)
 from ..auth import require_api_key
 from ..errors import ApiError, missing_original, unavailable
 from ..ingest import accept_image, validate_image
@@ -46,7 +57,7 @@ CAMERAS_KEY = "Top 10 Popular Camera Models"
 
 
 class LinkRequest(ma.Schema):
-    error_messages = {"type": 'the body must be a JSON object like {"expiry": 60}'}
+    error_messages: ClassVar = {"type": 'the body must be a JSON object like {"expiry": 60}'}
 
     expiry = whole_number("expiry", 1, MAX_EXPIRY_SECONDS, DEFAULT_EXPIRY_SECONDS, spaces=True,
                           metadata={"description": "Seconds the upload id stays valid"})

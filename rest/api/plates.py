@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import marshmallow as ma
 from flask import jsonify, request
 
-from ..apidoc import BAD_IMAGE, DIGEST, RAW_IMAGE_BODY, STORAGE_DOWN, UPLOAD_PARAMETERS, Blueprint, path_parameter
+from ..apidoc import DIGEST, RAW_UPLOAD, STORAGE_DOWN, Blueprint, path_parameter
 from ..ingest import accept_image
 from ..schemas import Document, Hash
 from ..services import current
@@ -24,8 +26,8 @@ class PlateLocation(Document):
 
 @blueprint.route("/image/<path:filename>", methods=["PUT", "POST"],
                  parameters=[path_parameter("filename", "Name recorded for the image")])
-@blueprint.response(200, Hash, description="Accepted; `hash` is the MD5")
-@blueprint.doc(parameters=UPLOAD_PARAMETERS, requestBody=RAW_IMAGE_BODY, responses=BAD_IMAGE)
+@blueprint.described(blueprint.response(200, Hash, description="Accepted; `hash` is the MD5"),
+                     blueprint.doc(**RAW_UPLOAD))
 def upload_image(filename: str):
     """Scan an image for licence plates (PUT or POST)"""
     # Clients send any content type (the handout always says image/png): the bytes decide.
@@ -46,7 +48,7 @@ def plates_of_image(checksum: str):
 class Fuzziness(ma.fields.Integer):
     """0 (exact), 1 or 2 lookalike/missing-character edits; also false/no and true/yes."""
 
-    LEVELS = {"0": 0, "false": 0, "no": 0, "1": 1, "true": 1, "yes": 1, "2": 2}
+    LEVELS: ClassVar = {"0": 0, "false": 0, "no": 0, "1": 1, "true": 1, "yes": 1, "2": 2}
 
     def _deserialize(self, value, attr, data, **kwargs):
         if str(value).lower() not in self.LEVELS:

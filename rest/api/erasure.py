@@ -8,21 +8,40 @@ What is removed: see imagescan.erasure.
 
 from __future__ import annotations
 
+import marshmallow as ma
 import redis
-from flask import Blueprint, jsonify
+from flask import jsonify
 
 from imagescan import erasure
 
+from ..apidoc import NEEDS_KEY, NOT_FOUND, Blueprint
 from ..auth import require_api_key, who
 from ..errors import ApiError, unavailable
+from ..schemas import Document
 from ..services import current
+from .images import DIGEST_PARAMETER
 
-blueprint = Blueprint("erasure", __name__)
+blueprint = Blueprint("erasure", __name__, description="Erasing an image and everything made from it")
 
 
-@blueprint.delete("/images/<digest>")
+class Erased(Document):
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(["erased", "already erased"]))
+    sha256 = ma.fields.String()
+    digest = ma.fields.String(metadata={"description": "The digest asked for (already erased)"})
+    removed = ma.fields.Dict(metadata={"description": "What was removed, by kind"})
+
+
+@blueprint.delete("/images/<digest>", parameters=[DIGEST_PARAMETER])
+@blueprint.response(200, Erased, description="Erased (or already erased)")
+@blueprint.doc(security=NEEDS_KEY["security"], responses={
+    **NEEDS_KEY["responses"], **NOT_FOUND})
 @require_api_key
 def delete_image(digest: str):
+    """Erase the image and everything made from it
+
+    Original, record, names, plates, faces, matches, transforms, jobs and their outputs.
+    Needs the admin scope (AUTH=keys) or an API_KEY (AUTH=seed).
+    """
     services = current()
     try:
         sha256 = services.store.resolve(digest) or erasure.unfinished(services.redis, digest)

@@ -8,33 +8,49 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import ClassVar
 
+import marshmallow as ma
 import redis
-from flask import Blueprint, current_app, jsonify, request
+from flask import current_app, jsonify, request
 
 from imagescan import faceindex
 from imagescan.urlfetch import FetchRefused, fetch_image
 
+from ..apidoc import BAD_IMAGE, DIGEST, RAW_UPLOAD, STORAGE_DOWN, Blueprint, error, path_parameter
 from ..errors import RETRY_AFTER_SECONDS, ApiError, unavailable
 from ..ingest import accept_image, check_name
+from ..schemas import Hash
 from ..services import current
 
-blueprint = Blueprint("faces", __name__)
+blueprint = Blueprint("faces", __name__, description="Faces: scan by bytes or URL, match across images")
 log = logging.getLogger("imagescan.rest.faces")
 URL_FETCH_SLOTS = "imagescan.url_fetch_slots"
 
 
-@blueprint.post("/scan/image/<path:filename>")
+@blueprint.post("/scan/image/<path:filename>", parameters=[path_parameter("filename", "Name recorded for the image")])
+@blueprint.described(blueprint.response(200, Hash, description="Accepted; `hash` is the SHA-224"),
+                     blueprint.doc(**RAW_UPLOAD))
 def scan_image(filename: str):
+    """Scan an image for faces"""
     digests = accept_image(request.get_data(cache=False), filename)
     return jsonify({"hash": digests.sha224})
 
 
-def _requested_url() -> str:
-    body = request.get_json(silent=True, force=True)
-    if not isinstance(body, dict) or not isinstance(body.get("url"), str) or not body["url"].strip():
-        raise ApiError(400, 'send a JSON object with the image URL: {"url": "https://..."}')
-    return check_name(body["url"].strip())
+_SEND_URL = 'send a JSON object with the image URL: {"url": "https://..."}'
+
+
+def _not_blank(url: str) -> None:
+    if not url.strip():
+        raise ma.ValidationError(_SEND_URL)
+
+
+class ImageUrl(ma.Schema):
+    error_messages: ClassVar = {"type": _SEND_URL}
+
+    url = ma.fields.String(required=True, validate=_not_blank, metadata={"format": "uri"},
+                           error_messages={key: _SEND_URL.replace("{", "{{").replace("}", "}}")  # str.format
+                                           for key in ("required", "null", "invalid")})
 
 
 def _url_fetch_slots(limit: int) -> threading.BoundedSemaphore:
@@ -44,8 +60,19 @@ def _url_fetch_slots(limit: int) -> threading.BoundedSemaphore:
 
 
 @blueprint.post("/scan/url")
-def scan_url():
-    url = _requested_url()
+@blueprint.response(200, Hash, description="Accepted (or seen before); `hash` is the SHA-224")
+@blueprint.doc(responses={
+    **BAD_IMAGE,
+    403: error("The URL points at a private, loopback or metadata address"),
+    502: error("The URL could not be fetched (upstream error, TLS failure)"),
+    504: error("Fetching the URL timed out"),
+    503: error("Redis or RabbitMQ unavailable, or URL_FETCH_CONCURRENCY fetches already in progress; "
+               "nothing was queued", retry_after=True),
+})
+@blueprint.arguments(ImageUrl)
+def scan_url(body: dict):
+    """Fetch an image by URL and scan it (once per URL)"""
+    url = check_name(body["url"].strip())
     services = current()
     try:
         known = services.store.image_for_url(url)
@@ -75,9 +102,12 @@ def scan_url():
     return jsonify({"hash": digests.sha224})
 
 
-@blueprint.get("/match/<digest>")
+@blueprint.get("/match/<digest>", parameters=[path_parameter("digest", DIGEST)])
+@blueprint.response(200, {"type": "array", "items": {"type": "string"}},
+                    description="[] for unknown images and images without faces")
+@blueprint.doc(responses=STORAGE_DOWN)
 def match(digest: str):
-    """Names and URLs of other images holding a matching face, best match first.
+    """Names and URLs of other images holding a matching face, best match first
 
     Each matching image contributes its most recent names (`/images/<digest>/names` has all).
     """

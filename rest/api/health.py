@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+import marshmallow as ma
+from flask import jsonify
 
+from ..apidoc import Blueprint
 from ..errors import RETRY_AFTER_SECONDS
+from ..schemas import Document
 from ..services import current
 
-blueprint = Blueprint("health", __name__)
+blueprint = Blueprint("health", __name__, description="Probes and metrics for operations")
+
+
+class Alive(Document):
+    status = ma.fields.String(required=True, validate=ma.validate.Equal("ok"))
+
+
+class Readiness(Document):
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(["ready", "degraded", "unavailable"]))
+    checks = ma.fields.Dict(required=True, metadata={"description": "redis: ok|down; rabbitmq: ok|down|busy"})
 
 
 @blueprint.get("/healthz")
+@blueprint.response(200, Alive, description="Alive")
 def healthz():
-    """The process is alive and answering: no dependency is checked (that is /readyz)."""
+    """Liveness: the process answers
+
+    No dependency is checked (that is /readyz).
+    """
     return jsonify({"status": "ok"})
 
 
 @blueprint.get("/readyz")
+@blueprint.response(200, Readiness, description="Ready (status `degraded` while RabbitMQ is away)")
+@blueprint.alt_response(503, schema=Readiness, description="Redis is unreachable")
 def readyz():
-    """Ready while Redis answers: every read needs only Redis, and uploads answer their
+    """Readiness: Redis reachable
+
+    Ready while Redis answers: every read needs only Redis, and uploads answer their
     documented 503 JSON by themselves when the broker is away. Taking the pod out of its
     Service because RabbitMQ is down would turn those answers into load-balancer errors.
     The broker's state is reported (`busy`: an upload is using the connection right now)."""

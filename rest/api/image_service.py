@@ -17,20 +17,35 @@ Every route but `GET /api/images/<id>` needs an `x-api-key` (see rest.auth).
 
 from __future__ import annotations
 
-import json
+import functools
 import uuid
+from typing import ClassVar
 
+import marshmallow as ma
 import redis
-from flask import Blueprint, Response, jsonify, request
+from flask import Response, jsonify, request
+from flask_smorest.fields import Upload
 
 from imagescan import imaging, keys
 
+from ..apidoc import (
+    BAD_IMAGE,
+    DIGEST,
+    NEEDS_KEY,
+    NOT_FOUND,
+    Blueprint,
+    error,
+    files,
+    path_parameter,
+    whole_number,
+)
 from ..auth import require_api_key
 from ..errors import ApiError, missing_original, unavailable
 from ..ingest import accept_image, validate_image
+from ..schemas import Document
 from ..services import current
 
-blueprint = Blueprint("image_service", __name__)
+blueprint = Blueprint("image_service", __name__, description="Image service: upload links, originals, statistics")
 
 DEFAULT_EXPIRY_SECONDS = 60
 MAX_EXPIRY_SECONDS = 86400
@@ -41,30 +56,26 @@ FORMAT_KEY = "Most Popular Image Format"
 CAMERAS_KEY = "Top 10 Popular Camera Models"
 
 
-def _expiry_from_body() -> int:
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        return DEFAULT_EXPIRY_SECONDS
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, 'the body must be JSON like {"expiry": 60}') from None
-    if not isinstance(body, dict):
-        raise ApiError(400, 'the body must be a JSON object like {"expiry": 60}')
-    expiry = body.get("expiry", DEFAULT_EXPIRY_SECONDS)
-    if isinstance(expiry, str) and expiry.strip().isdigit():
-        expiry = int(expiry)
-    if isinstance(expiry, bool) or not isinstance(expiry, int):
-        raise ApiError(400, "expiry must be a whole number of seconds")
-    if not 1 <= expiry <= MAX_EXPIRY_SECONDS:
-        raise ApiError(400, f"expiry must be between 1 and {MAX_EXPIRY_SECONDS} seconds")
-    return expiry
+class LinkRequest(ma.Schema):
+    error_messages: ClassVar = {"type": 'the body must be a JSON object like {"expiry": 60}'}
+
+    expiry = whole_number("expiry", 1, MAX_EXPIRY_SECONDS, DEFAULT_EXPIRY_SECONDS, spaces=True,
+                          metadata={"description": "Seconds the upload id stays valid"})
+
+
+class UploadLink(Document):
+    upload_id = ma.fields.UUID(required=True)
+    expiry = ma.fields.Integer(metadata={"description": "Seconds it stays valid"})
 
 
 @blueprint.post("/api/generate-upload-link")
-@require_api_key
-def generate_upload_link():
-    expiry = _expiry_from_body()
+@blueprint.response(200, UploadLink, description="The upload id")
+@blueprint.doc(**NEEDS_KEY)
+@require_api_key  # the key is checked before the body is read
+@blueprint.arguments(LinkRequest, required=False, description="Optional: no body is {\"expiry\": 60}")
+def generate_upload_link(body: dict):
+    """A temporary upload id"""
+    expiry = body["expiry"]
     upload_id = str(uuid.uuid4())
     try:
         current().redis.set(keys.upload_link(upload_id), "1", ex=expiry)
@@ -84,16 +95,43 @@ def _link_is_live(upload_id: str) -> bool:
         raise unavailable("storage") from None
 
 
-@blueprint.post("/api/upload-images/<upload_id>")
+def live_link(view):
+    """An unknown or expired upload id is a 404 before the files are looked at."""
+
+    @functools.wraps(view)
+    def checked(*args, upload_id: str, **kwargs):
+        if not _link_is_live(upload_id):
+            raise ApiError(404, "unknown or expired upload id; ask /api/generate-upload-link for a new one")
+        return view(*args, upload_id=upload_id, **kwargs)
+
+    return checked
+
+
+_SEND_FILES = "send the images as repeated multipart fields 'image_files'"
+
+
+class ImageFiles(ma.Schema):
+    image_files = ma.fields.List(Upload(), required=True, validate=ma.validate.Length(min=1, error=_SEND_FILES),
+                                 error_messages={"required": _SEND_FILES},
+                                 metadata={"description": "One or more images"})
+
+
+@blueprint.post("/api/upload-images/<upload_id>", parameters=[path_parameter("upload_id", "From /api/generate-upload-link")])
+@blueprint.response(200, {"type": "object", "additionalProperties": {"type": "string"}},
+                    description="filename -> SHA-256; an image sent again keeps its first id")
+@blueprint.doc(security=NEEDS_KEY["security"], responses={
+    **BAD_IMAGE, **NEEDS_KEY["responses"], 404: error("Unknown or expired upload id")})
 @require_api_key
-def upload_images(upload_id: str):
-    if not _link_is_live(upload_id):
-        raise ApiError(404, "unknown or expired upload id; ask /api/generate-upload-link for a new one")
-    files = request.files.getlist("image_files")
-    if not files:
-        raise ApiError(400, "send the images as repeated multipart fields 'image_files'")
+@live_link
+@blueprint.arguments(ImageFiles, location="files")
+def upload_images(form: dict, upload_id: str):
+    """Upload images with an upload id
+
+    Every file is checked before any is stored: one non-image refuses the whole request
+    (400/413/415 naming the file).
+    """
     named = []
-    for position, upload in enumerate(files, start=1):
+    for position, upload in enumerate(form["image_files"], start=1):
         name = upload.filename or f"image_files #{position}"
         data = upload.read()
         try:
@@ -106,9 +144,25 @@ def upload_images(upload_id: str):
     return jsonify({name: accept_image(data, name, info=info, bulk=bulk).sha256 for name, data, info in named})
 
 
-@blueprint.get("/api/images/<image_id>")
+class RangeHeader(ma.Schema):
+    range = ma.fields.String(data_key="Range", metadata={"description": "One range: `bytes=0-99`, `bytes=-500`"})
+
+
+@blueprint.get("/api/images/<image_id>", parameters=[path_parameter("image_id", DIGEST)])
+@blueprint.doc(parameters=[{"in": "header", "schema": RangeHeader}], responses={
+    200: files("The bytes as uploaded"),
+    206: files("The requested byte range (Content-Range)"),
+    304: {"description": "Not modified"},
+    **NOT_FOUND,
+    416: error("The range is outside the image"),
+    503: error("The blob store or Redis is unavailable", retry_after=True),
+})
 def original_image(image_id: str):
-    """Streamed from the blob store (GET and HEAD), with its SHA-256 as ETag and single byte ranges."""
+    """The original image (no key needed)
+
+    Streamed from the blob store; ETag is the SHA-256. One `Range` per request; `HEAD`
+    gives the headers alone.
+    """
     blobs = current().blobs
     sha256, info = _stored_original(image_id)
     response = Response(mimetype=info.content_type)
@@ -179,9 +233,25 @@ def _most_popular_format(store) -> str | None:
     return max(sorted(counts), key=counts.__getitem__)
 
 
+class Stats(Document):
+    class Meta:
+        unknown = ma.RAISE  # exactly these three keys
+
+    frequency = ma.fields.Dict(required=True, data_key=FREQUENCY_KEY, keys=ma.fields.String(),
+                               values=ma.fields.Integer(), metadata={
+                                   "description": "UTC day (YYYY-MM-DD) -> new images; days without uploads are "
+                                                  "left out", "example": {"2024-05-06": 3}})
+    format = ma.fields.String(required=True, allow_none=True, data_key=FORMAT_KEY, metadata={"example": "JPEG"})
+    cameras = ma.fields.List(ma.fields.String(), required=True, data_key=CAMERAS_KEY,
+                             metadata={"example": ["Google - Pixel 6a"]})
+
+
 @blueprint.get("/api/stats")
+@blueprint.response(200, Stats, description="Statistics")
+@blueprint.doc(**NEEDS_KEY)
 @require_api_key
 def stats():
+    """Upload and image statistics"""
     store = current().store
     try:
         body = {

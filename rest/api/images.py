@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, url_for
+import functools
+
+import marshmallow as ma
+from flask import jsonify, url_for
 
 from imagescan import faceindex
 
+from ..apidoc import DIGEST, NOT_FOUND, STORAGE_DOWN, Blueprint, path_parameter, whole_number
 from ..auth import caller_has_scope
 from ..errors import ApiError
+from ..schemas import Analysis, Document
 from ..services import current
 
-blueprint = Blueprint("images", __name__)
+blueprint = Blueprint("images", __name__, description="Everything known about an image, by any of its digests")
+DIGEST_PARAMETER = path_parameter("digest", DIGEST)
 
 
 def resolve_or_404(digest: str) -> str:
@@ -20,10 +26,24 @@ def resolve_or_404(digest: str) -> str:
     return sha256
 
 
-@blueprint.get("/images/<digest>")
-def image_analysis(digest: str):
+def known_image(view):
+    """The view gets the image's `sha256`; an unknown digest is a 404 before the rest of the
+    request is looked at."""
+
+    @functools.wraps(view)
+    def with_sha256(*args, digest: str, **kwargs):
+        return view(*args, digest=digest, sha256=resolve_or_404(digest), **kwargs)
+
+    return with_sha256
+
+
+@blueprint.get("/images/<digest>", parameters=[DIGEST_PARAMETER])
+@blueprint.response(200, Analysis, description="The image's record (`faces` is null for a key without the faces scope)")
+@blueprint.doc(responses={**NOT_FOUND, **STORAGE_DOWN})
+@known_image
+def image_analysis(digest: str, sha256: str):
+    """Everything known about an image"""
     services = current()
-    sha256 = resolve_or_404(digest)
     document = services.store.analysis(sha256)
     if document is None:  # vanished between the two reads
         raise ApiError(404, f"no image with digest {digest!r}")
@@ -41,22 +61,31 @@ def image_analysis(digest: str):
 MAX_NAMES_PAGE = 1000
 
 
-def _query_int(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name, str(default))
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError(400, f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
+class NamesQuery(ma.Schema):
+    offset = whole_number("offset", 0, 2**31, 0)
+    limit = whole_number("limit", 1, MAX_NAMES_PAGE, 100)
 
 
-@blueprint.get("/images/<digest>/names")
-def image_names(digest: str):
-    """All the names of an image, `limit` at a time: `/images` and `/match` show the most recent."""
-    sha256 = resolve_or_404(digest)
-    offset = _query_int("offset", 0, 0, 2**31)
-    limit = _query_int("limit", 100, 1, MAX_NAMES_PAGE)
+class NamesPage(Document):
+    names = ma.fields.List(ma.fields.String())
+    total = ma.fields.Integer()
+    offset = ma.fields.Integer()
+    next = ma.fields.String(allow_none=True, metadata={"description": "Path of the next page; null on the last one"})
+
+
+@blueprint.get("/images/<digest>/names", parameters=[DIGEST_PARAMETER])
+@blueprint.response(200, NamesPage, description="A page of names")
+@blueprint.doc(responses={**NOT_FOUND, **STORAGE_DOWN})
+@known_image
+@blueprint.arguments(NamesQuery, location="query")
+def image_names(page: dict, digest: str, sha256: str):
+    """Every name of an image, a page at a time, first seen first
+
+    `/images` and `/match` show the most recent names only.
+    """
+    offset, limit = page["offset"], page["limit"]
     names, total = current().store.names_page(sha256, offset, limit)
     following = offset + len(names)
     more = following < total and names
     return jsonify({"names": names, "total": total, "offset": offset,
                     "next": url_for(".image_names", digest=digest, offset=following, limit=limit) if more else None})
-

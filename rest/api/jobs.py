@@ -16,19 +16,34 @@ from __future__ import annotations
 
 import logging
 
+import marshmallow as ma
 import redis
-from flask import Blueprint, Response, g, jsonify, request, url_for
+from flask import Response, g, jsonify, url_for
 
 from imagescan import job_records, topology
 from imagescan.broker import BrokerUnavailable
 from imagescan.store import DONE, FAILED, PROCESSING
 
+from ..apidoc import BAD_IMAGE, LOCATION, STORAGE_DOWN, Blueprint, ImageUpload, error, files, path_parameter
 from ..errors import ApiError, error_response, unavailable
 from ..ingest import accept_image
+from ..schemas import Document, JobAccepted
 from ..services import current
 
-blueprint = Blueprint("jobs", __name__)
+blueprint = Blueprint("jobs", __name__, description="Draw an image's analysis on it, asynchronously")
 log = logging.getLogger("imagescan.rest.jobs")
+JOB_ID = path_parameter("job_id", "The job's UUID")
+UNKNOWN_JOB = {404: error("No such job (also for ids that are not UUIDs)")}
+
+
+class Job(Document):
+    job_id = ma.fields.UUID(required=True)
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(
+        ["pending", "processing", "completed", "failed"]))
+    image = ma.fields.String(allow_none=True, metadata={"description": "SHA-256 of the input"})
+    message = ma.fields.String(metadata={"description": "Why the job failed"})
+    output = ma.fields.String(metadata={"description": "Location of the output (completed)"})
+    location = ma.fields.String(metadata={"description": "Same as the Location header"})
 
 
 def _status_location(job_id: str) -> str:
@@ -56,11 +71,21 @@ def _failed_to_queue(job_id: str, error: ApiError, sha256: str = ""):
 
 
 @blueprint.post("/jobs")
-def create_job():
-    upload = request.files.get("image")
+@blueprint.response(202, JobAccepted, description="Queued; poll the Location", headers=LOCATION)
+@blueprint.doc(responses={
+    **{code: {**answer, "headers": LOCATION} for code, answer in BAD_IMAGE.items() if code != 503},
+    500: error("The job could not be queued; the job at Location says why", headers=LOCATION),
+})
+@blueprint.arguments(ImageUpload, location="files")
+def create_job(form: dict):
+    """Draw the image's analysis on it, asynchronously
+
+    A rejected upload keeps its 4xx status, with the Location of a job recorded as failed
+    with the reason; when the image cannot be queued (Redis or RabbitMQ down) the answer is
+    500 with that Location.
+    """
+    upload = form["image"]
     job_id = job_records.new_job_id()
-    if upload is None:
-        raise ApiError(400, "send the image as the multipart form field 'image'")
     try:
         digests = accept_image(upload.read(), upload.filename or None)
     except ApiError as error:
@@ -114,8 +139,13 @@ def _visible_status(job: job_records.Job) -> str:
     return job_records.PROCESSING if analysing else job.status
 
 
-@blueprint.get("/jobs/<job_id>")
+@blueprint.get("/jobs/<job_id>", parameters=[JOB_ID])
+@blueprint.response(200, Job, description="pending, processing or failed (with message)")
+@blueprint.alt_response(201, schema=Job, description="completed; Location is the output", headers=LOCATION,
+                        success=True)
+@blueprint.doc(responses={**UNKNOWN_JOB, **STORAGE_DOWN})
 def job_status(job_id: str):
+    """A job's status"""
     job = _load_job(job_id)
     body = {"job_id": job.job_id, "status": _visible_status(job), "image": job.sha256 or None}
     if job.status == job_records.FAILED:
@@ -131,8 +161,18 @@ def job_status(job_id: str):
     return response
 
 
-@blueprint.get("/jobs/<job_id>/output")
+@blueprint.get("/jobs/<job_id>/output", parameters=[JOB_ID])
+@blueprint.doc(responses={
+    200: files("JPEG for JPEG inputs, PNG otherwise", ("image/jpeg", "image/png")),
+    202: {"description": "Not finished; Location is the status", "headers": LOCATION,
+          "content": {"application/json": {"schema": JobAccepted}}},
+    **UNKNOWN_JOB,
+    409: error("The job failed; `error` says why"),
+    500: error("The job's output is missing from the blob store"),
+    **STORAGE_DOWN,
+})
 def job_output(job_id: str):
+    """The image with plates (box and text) and faces (box) drawn"""
     job = _load_job(job_id)
     if job.status == job_records.FAILED:
         raise ApiError(409, f"the job failed: {job.message}", job_id=job.job_id)

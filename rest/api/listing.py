@@ -12,17 +12,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, Response, jsonify, request
+import marshmallow as ma
+from flask import Response, jsonify, request
 
 from imagescan import erasure, imaging, keys, recent, transforms
 
+from ..apidoc import NEEDS_KEY, NOT_FOUND, STORAGE_DOWN, Blueprint, WholeNumber, error, whole_number
 from ..auth import require_api_key
 from ..errors import ApiError
+from ..schemas import STATUSES, Candidate, Document
 from ..services import current
-from .images import resolve_or_404
-from .transforms import render_stored
+from .images import DIGEST_PARAMETER, resolve_or_404
+from .transforms import TRANSFORM_ERRORS, render_stored
 
-blueprint = Blueprint("listing", __name__)
+blueprint = Blueprint("listing", __name__, description="What the web console reads: recent images, thumbnails, counts")
 
 DEFAULT_LIMIT = 24
 MAX_LIMIT = 100
@@ -31,32 +34,58 @@ THUMBNAIL_TTL_SECONDS = 24 * 3600
 STATS_DAYS = 30
 
 
-def _limit() -> int:
-    raw = request.args.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ApiError(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    return int(raw)
+class PageQuery(ma.Schema):
+    limit = whole_number("limit", 1, MAX_LIMIT, DEFAULT_LIMIT, metadata={"description": "Images per page"})
+    cursor = ma.fields.String(load_default=None, metadata={
+        "description": "`next` of the previous page; absent for the first page"})
+
+
+class ImageSummary(Document):
+    sha256 = ma.fields.String(required=True)
+    md5 = ma.fields.String()
+    names = ma.fields.List(ma.fields.String(), required=True)
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(STATUSES))
+    received_at = ma.fields.DateTime()
+    format = ma.fields.String(allow_none=True)
+    plates = ma.fields.List(ma.fields.Nested(Candidate))
+    faces = ma.fields.Integer(validate=ma.validate.Range(0), metadata={"description": "How many faces were found"})
+    error = ma.fields.String(metadata={"description": "Why the analysis failed"})
+
+
+class ImagePage(Document):
+    images = ma.fields.List(ma.fields.Nested(ImageSummary), required=True)
+    next = ma.fields.String(required=True, allow_none=True, metadata={
+        "description": "Cursor of the next (older) page; null on the last page"})
 
 
 @blueprint.get("/images")
-def recent_images():
-    cursor = request.args.get("cursor") or None
+@blueprint.response(200, ImagePage, description="One page")
+@blueprint.doc(responses={400: error("limit out of range or a cursor this service did not hand out"),
+                          **STORAGE_DOWN})
+@blueprint.arguments(PageQuery, location="query")
+def recent_images(query: dict):
+    """Recent images, newest first, a page at a time"""
     try:
-        return jsonify(recent.page(current().redis, cursor, _limit()))
+        return jsonify(recent.page(current().redis, query["cursor"] or None, query["limit"]))
     except recent.BadCursor as bad:
         raise ApiError(400, str(bad)) from None
 
 
-def _size() -> int:
-    raw = request.args.get("size", "256")
-    if not raw.isdigit() or int(raw) not in THUMBNAIL_SIZES:
-        raise ApiError(400, f"size must be one of {', '.join(map(str, THUMBNAIL_SIZES))}")
-    return int(raw)
+_SIZES = f"size must be one of {', '.join(map(str, THUMBNAIL_SIZES))}"
 
 
-@blueprint.get("/images/<digest>/thumbnail")
-def thumbnail(digest: str):
-    size = _size()
+class ThumbnailQuery(ma.Schema):
+    size = WholeNumber(load_default=256, validate=ma.validate.OneOf(THUMBNAIL_SIZES, error=_SIZES),
+                       error_messages={"invalid": _SIZES}, metadata={"description": "Longest side in pixels"})
+
+
+@blueprint.get("/images/<digest>/thumbnail", parameters=[DIGEST_PARAMETER])
+@blueprint.response(200, {"type": "string", "format": "binary"}, content_type="image/jpeg", description="JPEG")
+@blueprint.doc(responses={304: {"description": "Not modified"}, **NOT_FOUND, **TRANSFORM_ERRORS})
+@blueprint.arguments(ThumbnailQuery, location="query")
+def thumbnail(query: dict, digest: str):
+    """A small JPEG of the upright image (cached for a day)"""
+    size = query["size"]
     sha256 = resolve_or_404(digest)
     services = current()
     data = services.redis.get(keys.thumbnail(sha256, size))
@@ -72,9 +101,25 @@ def thumbnail(digest: str):
     return response.make_conditional(request)
 
 
+def _counted(name: str, field: ma.fields.Field) -> type[ma.Schema]:
+    return Document.from_dict({name: field, "count": ma.fields.Integer(validate=ma.validate.Range(0))},
+                              name=f"{name.capitalize()}Count")
+
+
+class StatCounts(Document):
+    uploads_per_day = ma.fields.List(ma.fields.Nested(_counted("day", ma.fields.Date())), required=True,
+                                     metadata={"description": "The last 30 UTC days, oldest first"})
+    formats = ma.fields.List(ma.fields.Nested(_counted("format", ma.fields.String())), required=True)
+    cameras = ma.fields.List(ma.fields.Nested(_counted("camera", ma.fields.String())), required=True,
+                             metadata={"description": "Top 10, most images first"})
+
+
 @blueprint.get("/api/stats/counts")
+@blueprint.response(200, StatCounts, description="Counts")
+@blueprint.doc(**NEEDS_KEY)
 @require_api_key
 def stat_counts():
+    """The counts behind /api/stats (for charts)"""
     store = current().store
     today = datetime.now(UTC).date()
     per_day = store.uploads_per_day(STATS_DAYS)

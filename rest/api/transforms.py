@@ -16,16 +16,17 @@ from __future__ import annotations
 import threading
 
 import redis
-from flask import Blueprint, Response, jsonify, request
+from flask import Response, jsonify, request
 
 from imagescan import erasure, keys, transforms
 from imagescan.imaging import ImageRejected
 
+from ..apidoc import BAD_IMAGE, DIGEST, NOT_FOUND, Blueprint, ImageUpload, error, files, path_parameter
 from ..errors import RETRY_AFTER_SECONDS, ApiError, missing_original, unavailable
 from ..ingest import accept_image
 from ..services import current
 
-blueprint = Blueprint("transforms", __name__)
+blueprint = Blueprint("transforms", __name__, description="prog-image: upload, then download converted")
 
 CACHE_TTL_SECONDS = 24 * 3600
 CACHE_MAX_BYTES = 8 * 1024 * 1024
@@ -35,10 +36,14 @@ _slots = threading.BoundedSemaphore(TRANSFORM_SLOTS)
 
 
 @blueprint.post("/upload_file")
-def upload_file():
-    upload = request.files.get("image")
-    if upload is None:
-        raise ApiError(400, "send the image as the multipart form field 'image'")
+@blueprint.doc(responses={200: {"description": "The image id (JSON when asked for with Accept)", "content": {
+    "text/plain": {"schema": {"type": "string"}},
+    "application/json": {"schema": {"type": "object", "properties": {"image_id": {"type": "string"}}}},
+}}, **BAD_IMAGE})
+@blueprint.arguments(ImageUpload, location="files")
+def upload_file(form: dict):
+    """Upload an image; the answer is its id (SHA-256)"""
+    upload = form["image"]
     digests = accept_image(upload.read(), upload.filename or None)
     wanted = request.accept_mimetypes.best_match(["text/plain", "application/json"])
     if wanted == "application/json":
@@ -99,11 +104,27 @@ def transformed(image_id: str, operation: str):
     return response
 
 
+TRANSFORM_ERRORS = {
+    400: error("The stored original's header is corrupt"),
+    413: error("Image over MAX_IMAGE_PIXELS"),
+    415: error("The stored original is not in a format the service reads"),
+    422: error("The stored original cannot be decoded"),
+    503: error("Busy or storage unavailable", retry_after=True),
+}
+_SUMMARIES = {
+    "jpeg": "As JPEG (quality 95; transparency composited over white)",
+    "png": "As PNG (lossless)",
+    "grayscale": "Pillow convert('L'); JPEG for JPEG sources, PNG otherwise",
+    "mirror": "Flipped left-right; JPEG for JPEG sources, PNG otherwise",
+}
 for _operation in transforms.OPERATIONS:
     blueprint.add_url_rule(
         f"/<image_id>/{_operation}",
         endpoint=_operation,
-        view_func=transformed,
+        view_func=blueprint.doc(summary=_SUMMARIES[_operation], responses={
+            200: files("The transformed image", ("image/jpeg", "image/png")), **NOT_FOUND, **TRANSFORM_ERRORS,
+        })(transformed),
         defaults={"operation": _operation},
         methods=["GET"],
+        parameters=[path_parameter("image_id", DIGEST)],
     )

@@ -8,9 +8,12 @@ so `/ui/images/<digest>` can be bookmarked and shared. Files live in `static/`, 
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Response
 
-blueprint = Blueprint("console", __name__, static_folder="static", static_url_path="/ui/static")
+from ..apidoc import Blueprint
+
+blueprint = Blueprint("console", __name__, static_folder="static", static_url_path="/ui/static",
+                      description="The web console's pages (its files: rest.openapi)")
 
 PAGES = {"home": "/", "search": "/ui/search", "stats": "/ui/stats", "image": "/ui/images/<digest>"}
 # Only this origin's own scripts, styles and images (blob: holds images fetched with a key):
@@ -20,8 +23,12 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' blob: data:; styl
                            "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
+@blueprint.doc(responses={200: {"description": "The console's HTML page", "content": {"text/html": {}}}})
 def page(digest: str | None = None) -> Response:
-    """The console's one HTML document, for every page URL."""
+    """Web console: upload, recent images, search, statistics, one image
+
+    The console's one HTML document, for every page URL.
+    """
     response = blueprint.send_static_file("index.html")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["Cache-Control"] = "no-cache"

@@ -39,6 +39,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from imagescan import keys
+from imagescan.faceconfidence import match_confidence
 
 from .facematrix import ENCODING_DTYPE, ENCODING_SIZE, EncodingMatrix, encoding_from_bytes, encoding_to_bytes
 
@@ -48,7 +49,8 @@ _SYNC_CHUNK = 2000  # face ids per Lua call while catching up: ~1 MB reply, Redi
 KEPT_ERASURES = 100_000  # face erasures listed in Redis; a worker further behind reloads all
 
 # KEYS: face_seq, face_encodings, face_owner, image_faces(sha), erasure tombstone of sha
-# ARGV: sha256, then one (encoding bytes, box JSON) pair per face
+# ARGV: sha256, then one (encoding bytes, '"box":{...}' JSON members) pair per face; an
+# empty encoding (a face marked not matchable) is never loaded into a matrix
 # Returns {1, faces JSON} when the faces were added now, {0, faces JSON} when the image
 # already had its faces (a redelivered message) or was just erased: then nothing is written.
 _ADD_FACES_LUA = """
@@ -64,7 +66,7 @@ for i = 2, #ARGV, 2 do
     local id = redis.call('INCR', KEYS[1])
     redis.call('HSET', KEYS[2], id, ARGV[i])
     redis.call('HSET', KEYS[3], id, ARGV[1])
-    parts[#parts + 1] = '{"id":' .. id .. ',"box":' .. ARGV[i + 1] .. '}'
+    parts[#parts + 1] = '{"id":' .. id .. ',' .. ARGV[i + 1] .. '}'
 end
 local faces = '[' .. table.concat(parts, ',') .. ']'
 redis.call('SET', KEYS[4], faces)
@@ -115,6 +117,18 @@ return {#owners, table.concat(encodings), table.concat(owners, '\\n'), table.con
 """
 
 
+def _face_arguments(face) -> list:
+    """A face's encoding and listing for the add script. A face the engine marked not
+    matchable (too small or blurred) is listed with ``"matchable": false`` and stored
+    without an encoding, so that no matrix ever holds it and it matches nothing."""
+    members = {"box": face.box.to_dict()}
+    matchable = getattr(face, "matchable", True)
+    if not matchable:
+        members["matchable"] = False
+    listing = json.dumps(members, separators=(",", ":"))[1:-1]
+    return [encoding_to_bytes(face.encoding) if matchable else b"", listing]
+
+
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -156,10 +170,7 @@ class FaceIndex:
         faces = list(faces)
         arguments: list = [sha256]
         for face in faces:
-            arguments += [
-                encoding_to_bytes(face.encoding),
-                json.dumps(face.box.to_dict(), separators=(",", ":")),
-            ]
+            arguments += _face_arguments(face)
         _, stored_json = self._add_script(
             keys=[keys.face_seq(), keys.face_encodings(), keys.face_owner(), keys.image_faces(sha256),
                   keys.erased(sha256)],
@@ -302,6 +313,10 @@ def matches_by_face(redis, sha256: str, tolerance: float = DEFAULT_TOLERANCE) ->
                 if distance <= tolerance and distance < found.get(other, float("inf")):
                     found[other] = distance
         ranked = sorted(found.items(), key=lambda item: (item[1], item[0]))
-        described.append({"box": face["box"],
-                          "matches": [{"sha256": other, "distance": round(d, 4)} for other, d in ranked]})
+        matches = [{"sha256": other, "distance": round(d, 4), "confidence": round(match_confidence(d), 4)}
+                   for other, d in ranked]
+        listed = {"box": face["box"], "matches": matches}
+        if face.get("matchable") is False:
+            listed["matchable"] = False
+        described.append(listed)
     return described

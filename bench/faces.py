@@ -84,9 +84,9 @@ def group_answers(data: Path, groups: list[str], photos, encodings, tolerance: f
     """Not scored (group photos carry no labels): which identities each group photo matches."""
     identity = dict(photos)
     matrix = EncodingMatrix()
-    for path, faces in encodings.items():
-        if faces:
-            matrix.append(np.stack(faces), [path] * len(faces))
+    for path in identity:  # the scored photos (a picture saved twice counts once)
+        if encodings[path]:
+            matrix.append(np.stack(encodings[path]), [path] * len(encodings[path]))
     group_encodings, _ = encode_photos(data, [(path, "MULTI") for path in groups], max_side)
     for path in groups:
         faces = group_encodings[path]

@@ -3,9 +3,11 @@
 Redis is the source of truth (keys from :mod:`imagescan.keys`):
 
 * ``face_seq``        counter, the last face id handed out;
-* ``face_encodings``  hash, face id -> 128 little-endian float32 (512 bytes);
+* ``face_encodings``  hash, face id -> 128 little-endian float32 (512 bytes), or empty for a
+                      face the engine marked not matchable (never loaded, never matched);
 * ``face_owner``      hash, face id -> SHA-256 of the image holding the face;
-* ``image_faces``     string per image, JSON ``[{"id", "box"}]``; it doubles as the
+* ``image_faces``     string per image, JSON ``[{"id", "box"}]`` (plus ``"matchable": false``
+                      on a face not matchable); it doubles as the
                       "faces already added" marker that makes re-processing idempotent;
 * ``image_matches``   sorted set per image, other image's SHA-256 -> best distance.
 

@@ -133,15 +133,16 @@ class DlibFaceRecognizer:
                 FaceFound(
                     box=box,
                     encoding=tuple(np.asarray(encoding, dtype=np.float32).tolist()),
-                    matchable=self._matchable(box, pixels, location),
+                    matchable=self._matchable(pixels, location),
                 )
             )
         faces.sort(key=lambda face: (face.box.x, face.box.y))
         return faces
 
-    def _matchable(self, box: Box, pixels: np.ndarray, location: tuple[int, int, int, int]) -> bool:
-        """Large and sharp enough for its encoding to say who it is."""
-        if min(box.w, box.h) < self.min_matchable_side:
+    def _matchable(self, pixels: np.ndarray, location: tuple[int, int, int, int]) -> bool:
+        """Large and sharp enough, in the pixels it was encoded from, to say who it is."""
+        top, right, bottom, left = location
+        if min(bottom - top, right - left) < self.min_matchable_side:
             return False
         return sharpness(pixels, location) >= self.min_sharpness
 

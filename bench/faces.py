@@ -9,8 +9,13 @@ what /match would answer: the other photos with a face within the tolerance.
 Each set (the first folder of the path: face_recognition, openface, lfw, faceapi, azure) is
 scored as its own index, and all of them together in one index (cross-set false matches count).
 
-* a returned (photo, other photo) pair is correct when both photos show the same identity
-  (two labels of one picture saved twice are merged first, see same_picture_identities);
+* a returned (photo, other photo) pair is correct when both photos show the same identity;
+* a picture saved twice (re-encoded, so not byte-identical; azure's person-group photos are
+  seven of its family photos again) is one photo: the later copy is left out, as labels.csv
+  leaves out byte-identical copies, and when the copies carry different labels the labels
+  are merged (the same pixels show the same person; see same_picture_duplicates). Keeping
+  both copies would add a trivially right pair at distance 0 per copy;
+* faces marked not matchable (too small or blurred) are never matched, as in the service;
 * precision = correct returned pairs / returned pairs;
 * recall    = correct returned pairs / ordered pairs of distinct photos sharing an identity
   (a photo whose face is not detected misses all its pairs).
@@ -64,7 +69,9 @@ def encode_photos(data: Path, photos, max_side: int, options: dict | None = None
         started = time.perf_counter()
         faces = recognizer.detect(rgb)
         seconds.append(time.perf_counter() - started)
-        encodings[path] = [np.asarray(face.encoding, dtype=np.float32) for face in faces]
+        encodings[path] = [np.asarray(face.encoding, dtype=np.float32) for face in faces if face.matchable]
+        if len(encodings[path]) < len(faces):
+            print(f"  {path}: {len(faces) - len(encodings[path])} face(s) marked not matchable")
     return encodings, seconds
 
 
@@ -77,9 +84,9 @@ def group_answers(data: Path, groups: list[str], photos, encodings, tolerance: f
     """Not scored (group photos carry no labels): which identities each group photo matches."""
     identity = dict(photos)
     matrix = EncodingMatrix()
-    for path, faces in encodings.items():
-        if faces:
-            matrix.append(np.stack(faces), [path] * len(faces))
+    for path in identity:  # the scored photos (a picture saved twice counts once)
+        if encodings[path]:
+            matrix.append(np.stack(encodings[path]), [path] * len(encodings[path]))
     group_encodings, _ = encode_photos(data, [(path, "MULTI") for path in groups], max_side)
     for path in groups:
         faces = group_encodings[path]
@@ -91,20 +98,23 @@ def group_answers(data: Path, groups: list[str], photos, encodings, tolerance: f
         )
 
 
-def same_picture_identities(photos, encodings) -> list[tuple[str, str]]:
-    """Photos labelled as different people whose single faces are at distance ~0 are the same
-    picture saved twice (the azure set's person-group photos are its family photos again):
-    their labels are merged, and the merges listed."""
+def same_picture_duplicates(photos, encodings) -> list[tuple[str, str]]:
+    """A later photo whose single face is at distance ~0 from an earlier photo's is the same
+    picture saved again: it is left out (the first copy stays), and if it was labelled as
+    someone else, that label is merged into the first copy's (the azure set's person-group
+    photos are its family photos again). Returns the (left out, kept) pairs."""
     identity = dict(photos)
     single = [path for path, _ in photos if len(encodings[path]) == 1]
-    merged = []
+    dropped: dict[str, str] = {}
     for a, b in combinations(single, 2):
-        if identity[a] != identity[b] and np.linalg.norm(encodings[a][0] - encodings[b][0]) < SAME_PICTURE:
+        if a in dropped or b in dropped:
+            continue
+        if np.linalg.norm(encodings[a][0] - encodings[b][0]) < SAME_PICTURE:
             old, new = identity[b], identity[a]
             identity = {path: new if name == old else name for path, name in identity.items()}
-            merged.append((old, new))
-    photos[:] = [(path, identity[path]) for path, _ in photos]
-    return merged
+            dropped[b] = a
+    photos[:] = [(path, identity[path]) for path, _ in photos if path not in dropped]
+    return sorted(dropped.items())
 
 
 def set_of(path: str) -> str:
@@ -135,9 +145,11 @@ def pair_counts(photos, encodings, tolerance: float) -> tuple[int, int, int, lis
 
 def quality(photos, encodings, tolerance: float) -> None:
     """Precision and recall per set (each set its own index) and over all sets in one index."""
-    merged = same_picture_identities(photos, encodings)
-    if merged:
-        print("labels merged (the same picture under two names): " + ", ".join(f"{a}={b}" for a, b in merged))
+    labels = dict(photos)
+    dropped = same_picture_duplicates(photos, encodings)
+    if dropped:
+        print("the same picture saved twice, later copy left out (labels merged where they differ):")
+        print("  " + ", ".join(f"{a} ({labels[a]}) = {b} ({labels[b]})" for a, b in dropped))
     sets = sorted({set_of(path) for path, _ in photos})
     print(f"tolerance {tolerance}")
     print("set               photos  ids  no face  returned  correct  relevant  precision  recall")
@@ -164,8 +176,23 @@ def quality(photos, encodings, tolerance: float) -> None:
             f"distance same person: median {statistics.median(same):.3f} max {max(same):.3f}; "
             f"different people: median {statistics.median(different):.3f} min {min(different):.3f}"
         )
+        print_reliability(same, different)
     for path, other, distance in sorted(all_wrong, key=lambda item: item[2])[:10]:
         print(f"  wrong: {path} ~ {other} at {distance:.3f}")
+
+
+def print_reliability(same: list[float], different: list[float]) -> None:
+    """match_confidence against the share of same-person pairs, by confidence (all sets)."""
+    from imagescan.faceconfidence import match_confidence
+
+    pairs = [(match_confidence(d), 1) for d in same] + [(match_confidence(d), 0) for d in different]
+    print("match confidence   pairs  same person  mean confidence")
+    for low, high in ((0.0, 0.05), (0.05, 0.5), (0.5, 0.9), (0.9, 0.99), (0.99, 1.01)):
+        chosen = [(c, y) for c, y in pairs if low <= c < high]
+        if chosen:
+            share = sum(y for _, y in chosen) / len(chosen)
+            mean = sum(c for c, _ in chosen) / len(chosen)
+            print(f"  {low:.2f}-{min(high, 1.0):.2f}      {len(chosen):6d}  {share:11.3f}  {mean:15.3f}")
 
 
 def parse_options(pairs: list[str]) -> dict:

@@ -64,7 +64,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("plate_engine", "PLATE_ENGINE", str, "rapidocr"),
     Setting("plate_region", "PLATE_REGION", str, "auto"),
     Setting("face_engine", "FACE_ENGINE", str, "dlib"),
-    Setting("face_tolerance", "FACE_TOLERANCE", float, 0.54, help="largest distance of the same face"),
+    Setting("face_tolerance", "FACE_TOLERANCE", float, 0.49, help="largest distance of the same face"),
     Setting("face_max_side", "FACE_MAX_SIDE", int, 1280, 64, "faces are found on a copy this long"),
     Setting("face_search", "FACE_SEARCH", str, "local", choices=("local", "tier"),
             help="local: each worker holds every face encoding; tier: ask the face-search tier"),

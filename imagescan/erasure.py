@@ -105,7 +105,7 @@ def _plan(pipe, client, sha256: str) -> dict | None:
     if not record:
         return None
     names = [_text(n) for n in pipe.zrange(keys.image_names(sha256), 0, -1)]
-    faces = [face["id"] for face in json.loads(pipe.get(keys.image_faces(sha256)) or "[]")]
+    faces = [face["id"] for face in json.loads(pipe.get(keys.image_faces(sha256)) or "[]") if "id" in face]
     matched = [_text(m) for m in pipe.zrange(keys.image_matches(sha256), 0, -1)]
     job_ids = sorted({_text(j) for j in pipe.smembers(keys.image_jobs(sha256))}
                      | {_text(j) for j in pipe.smembers(keys.image_job_history(sha256))})

@@ -3,7 +3,8 @@
 Redis is the source of truth (keys from :mod:`imagescan.keys`):
 
 * the face partitions (:mod:`imagescan.facestore`): every encoding, its owner, the counters;
-* ``image_faces``     string per image, JSON ``[{"id", "box"}]``; it doubles as the
+* ``image_faces``     string per image, JSON ``[{"id", "box"}]`` (a face marked not
+                      matchable: ``{"box", "matchable": false}``, no id); it doubles as the
                       "faces already recorded" marker that makes re-processing idempotent;
 * ``image_matches``   sorted set per image, other image's SHA-256 -> best distance.
 
@@ -36,13 +37,14 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from imagescan import keys
+from imagescan.faceconfidence import match_confidence
 
 from .facematrix import ENCODING_SIZE, EncodingMatrix, encoding_from_bytes, encoding_to_bytes  # noqa: F401
 from .facesearch import FaceSearch, InProcessFaceSearch
 from .facestore import FaceStore
 
 log = logging.getLogger("imagescan.faceindex")
-DEFAULT_TOLERANCE = 0.54  # the strictest at which every shared face set keeps recall >= 0.90 (bench/faces.py)
+DEFAULT_TOLERANCE = 0.49  # no false match on any shared face set, recall >= 0.89 on each (bench/faces.py)
 
 # KEYS: image_matches(x), image_faces(x). ARGV: (other sha256, distance) pairs.
 # Adds the pairs only while image x holds faces; returns 1 when it did. LT: a pair only
@@ -94,7 +96,7 @@ class FaceIndex:
             stored = self._record_faces(sha256, list(faces))
             if stored is None:
                 return []
-        face_ids = [int(face["id"]) for face in json.loads(stored)]
+        face_ids = [int(face["id"]) for face in json.loads(stored) if "id" in face]
         if not face_ids:
             return []
         encodings = list(self.search.store.encodings(face_ids).values())
@@ -120,8 +122,9 @@ class FaceIndex:
             encoding_to_bytes(face.encoding)  # a bad encoding fails here, before anything is written
         if self.redis.exists(keys.erased(sha256)):
             return None
-        ids = self.search.add(sha256, [face.encoding for face in faces])
-        listed = [{"id": face_id, "box": face.box.to_dict()} for face_id, face in zip(ids, faces)]
+        matchable = [face for face in faces if getattr(face, "matchable", True)]
+        ids = iter(self.search.add(sha256, [face.encoding for face in matchable]) if matchable else [])
+        listed = [_listing(face, ids) for face in faces]
         self.redis.set(keys.image_faces(sha256), json.dumps(listed, separators=(",", ":")), nx=True)
         stored = self.redis.get(keys.image_faces(sha256))
         if stored is None or self.redis.exists(keys.erased(sha256)):  # erased while it was analysed
@@ -147,6 +150,15 @@ class FaceIndex:
 
     def _add_matches(self, sha256: str, pairs: list) -> bool:
         return bool(self._matches_script(keys=[keys.image_matches(sha256), keys.image_faces(sha256)], args=pairs))
+
+
+def _listing(face, ids) -> dict:
+    """A face of the image's face list: its id in the face partitions or, for a face the
+    engine marked not matchable (too small or blurred to encode reliably), no id and
+    ``"matchable": false``: shown with the image, never searched, never matched."""
+    if getattr(face, "matchable", True):
+        return {"id": next(ids), "box": face.box.to_dict()}
+    return {"box": face.box.to_dict(), "matchable": False}
 
 
 def erase_faces(redis, sha256: str) -> int:
@@ -177,20 +189,24 @@ def matches_by_face(redis, sha256: str, tolerance: float = DEFAULT_TOLERANCE) ->
         return []
     others = [other for other, _ in matches_for(redis, sha256)]
     other_faces = {other: faces_for(redis, other) or [] for other in others}
-    ids = [face["id"] for face in faces] + [f["id"] for listed in other_faces.values() for f in listed]
+    ids = [f["id"] for f in faces if "id" in f] + [f["id"] for listed in other_faces.values() for f in listed if "id" in f]
     encodings = FaceStore(redis).encodings(ids)
     described = []
     for face in faces:
-        mine = encodings.get(face["id"])
+        mine = encodings.get(face.get("id"))
         found: dict[str, float] = {}
         for other, listed in other_faces.items():
-            for theirs in (encodings.get(f["id"]) for f in listed):
+            for theirs in (encodings.get(f.get("id")) for f in listed):
                 if mine is None or theirs is None:
                     continue
                 distance = float(np.linalg.norm(mine.astype(np.float64) - theirs))
                 if distance <= tolerance and distance < found.get(other, float("inf")):
                     found[other] = distance
         ranked = sorted(found.items(), key=lambda item: (item[1], item[0]))
-        described.append({"box": face["box"],
-                          "matches": [{"sha256": other, "distance": round(d, 4)} for other, d in ranked]})
+        matches = [{"sha256": other, "distance": round(d, 4), "confidence": round(match_confidence(d), 4)}
+                   for other, d in ranked]
+        listed = {"box": face["box"], "matches": matches}
+        if face.get("matchable") is False:
+            listed["matchable"] = False
+        described.append(listed)
     return described

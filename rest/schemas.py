@@ -72,11 +72,15 @@ class Position(Document):
 class Match(Document):
     sha256 = fields.String()
     distance = fields.Float()
+    confidence = described(fields.Float(), "Probability that both faces are one person, from the distance "
+                                           "(imagescan/faceconfidence.py; reliability table in the README)")
     names = fields.List(fields.String())
 
 
 class Face(Document):
     box = fields.Nested(Box)
+    matchable = described(fields.Boolean(), "Present and false on a face too small or blurred to be encoded "
+                                            "reliably: listed, never matched")
     matches = described(fields.List(fields.Nested(Match)), "Faces of other images that match, best first")
 
 

@@ -58,6 +58,9 @@ class PlateRead:
 class FaceFound:
     box: Box
     encoding: tuple[float, ...] = field(repr=False)  # 128 floats from the face embedding
+    # False for a face too small or too blurred to encode reliably: it is listed with the
+    # image's faces but must never be matched (the face index skips it).
+    matchable: bool = True
 
 
 class PlateRecognizer(Protocol):

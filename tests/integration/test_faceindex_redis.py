@@ -235,3 +235,37 @@ def test_sync_skips_faces_removed_from_redis(redis_client, rng):
 def test_a_decoding_client_is_refused(redis_server):
     with pytest.raises(ValueError, match="decode_responses"):
         FaceIndex(redis.Redis(host=redis_server.host, port=redis_server.port, decode_responses=True))
+
+
+def test_a_face_marked_not_matchable_is_listed_but_never_matched(redis_client, rng):
+    from imagescan.faceindex import matches_by_face
+
+    index = FaceIndex(redis_client)
+    alice = person(1)
+    index.add_image_faces(sha("clear"), [photo_of(alice, rng)])
+    blurred = FaceFound(box=Box(1, 2, 3, 4), encoding=photo_of(alice, rng).encoding, matchable=False)
+
+    assert index.add_image_faces(sha("blurred"), [blurred, photo_of(person(2), rng)]) == []
+    assert index.add_image_faces(sha("later"), [photo_of(alice, rng)]) == [(sha("clear"), pytest.approx(0.32, abs=0.1))]
+    listed = faces_for(redis_client, sha("blurred"))
+    assert listed[0]["matchable"] is False and listed[0]["box"] == {"x": 1, "y": 2, "w": 3, "h": 4}
+    assert "matchable" not in listed[1]
+    described = matches_by_face(redis_client, sha("blurred"))
+    assert described[0]["matchable"] is False and described[0]["matches"] == []
+
+
+def test_matches_carry_a_confidence_that_falls_with_distance(redis_client, rng):
+    from imagescan.faceindex import matches_by_face
+
+    index = FaceIndex(redis_client)
+    alice = person(1)
+    index.add_image_faces(sha("a1"), [photo_of(alice, rng, spread=0.01)])
+    index.add_image_faces(sha("a2"), [photo_of(alice, rng, spread=0.03)])
+    index.add_image_faces(sha("a3"), [photo_of(alice, rng, spread=0.01)])
+
+    [face] = matches_by_face(redis_client, sha("a1"))
+    distances = [match["distance"] for match in face["matches"]]
+    confidences = [match["confidence"] for match in face["matches"]]
+    assert len(confidences) == 2 and distances == sorted(distances)
+    assert all(0.0 <= value <= 1.0 for value in confidences)
+    assert confidences == sorted(confidences, reverse=True)

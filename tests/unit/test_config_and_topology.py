@@ -10,7 +10,7 @@ def test_defaults_match_the_readme():
     settings = Settings.from_env({})
     assert settings.port == 5000
     assert settings.max_upload_bytes == 100 * 1024 * 1024
-    assert settings.face_tolerance == 0.54
+    assert settings.face_tolerance == 0.49
     assert settings.api_keys == ()
     assert settings.allow_private_urls is False
 

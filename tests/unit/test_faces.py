@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from imagescan.analyzers import EngineUnavailable, load_face_recognizer
 from imagescan.faceindex import DEFAULT_TOLERANCE
@@ -181,3 +181,48 @@ def test_large_images_are_not_upsampled_for_detection(monkeypatch, recognizer):
     assert calls[0] == ((720, 1280, 3), 0)
     # the small one: upsampled once, with a margin of a quarter of its long side
     assert calls[1] == ((200, 300, 3), 1)
+
+
+@needs_photos
+def test_labelled_faces_are_matchable(recognizer):
+    for name in ("openface/clapton-1.jpg", "lfw/Tony_Blair_0004.jpg", "azure/Family1-Son2.jpg"):
+        faces = recognizer.detect(photo(name))
+        assert faces and all(face.matchable for face in faces), name
+
+
+@needs_photos
+def test_a_face_too_small_to_encode_is_listed_but_not_matchable(recognizer):
+    image = photo("openface/clapton-1.jpg")
+    tiny = image.resize((round(image.width * 0.12), round(image.height * 0.12)), Image.Resampling.LANCZOS)
+    [face] = recognizer.detect(tiny)
+    assert face.box.w < recognizer.min_matchable_side
+    assert not face.matchable
+    assert len(face.encoding) == 128  # still encoded and listed: only matching skips it
+
+
+@needs_photos
+def test_a_blurred_face_is_listed_but_not_matchable(recognizer):
+    sharp = photo("lfw/Tony_Blair_0004.jpg")
+    [face] = recognizer.detect(sharp.filter(ImageFilter.GaussianBlur(3)))
+    assert not face.matchable
+
+
+@needs_photos
+def test_mirror_views_bring_photos_of_one_person_closer(recognizer):
+    """Averaging the mirrored views is what lets the tolerance be strict: on a pair of photos
+    of one person taken apart, the averaged encodings are closer than single ones."""
+    single = load_face_recognizer("dlib", mirror=False)
+    pairs = [("openface/clapton-1.jpg", "openface/clapton-2.jpg"), ("openface/lennon-1.jpg", "openface/lennon-2.jpg"),
+             ("face_recognition/examples_knn_examples_train_obama_obama.jpg", "face_recognition/examples_obama-1080p.jpg")]
+    averaged = sum(distance(*(single_encoding(recognizer, name) for name in pair)) for pair in pairs)
+    plain = sum(distance(*(single_encoding(single, name) for name in pair)) for pair in pairs)
+    assert averaged < plain
+
+
+def test_match_confidence_falls_with_distance():
+    from imagescan.faceconfidence import match_confidence
+
+    values = [match_confidence(d) for d in (0.0, 0.3, 0.45, TOLERANCE, 0.6, 0.9, 5.0)]
+    assert values == sorted(values, reverse=True)
+    assert values[0] > 0.99 and values[-1] < 0.01
+    assert 0.5 < match_confidence(TOLERANCE) < 1.0  # a match at the tolerance is more likely right

@@ -248,7 +248,7 @@ def rendered_plate(text: str) -> Image.Image:
     return image
 
 
-@pytest.mark.parametrize("text", ["CZTHEDA", "GOBLUE", "HELLO", "AB12"])
+@pytest.mark.parametrize("text", ["CZTHEDA", "GOBLUE", "HELLO", "AB12", "GOODLIFE"])
 def test_generated_vanity_plates_are_read(recognizer, text):
     reads = recognizer.recognize(rendered_plate(text))
     assert reads and reads[0].plate == text

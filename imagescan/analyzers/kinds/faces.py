@@ -1,7 +1,8 @@
 """`faces`: the faces in the image, found and encoded by the engine FACE_ENGINE names.
 
 The encodings go to the shared face index (which records matches both ways); the image record
-keeps only each face's box. Matches are computed when `/images/<digest>` is read.
+keeps only each face's box, and `"matchable": false` on a face too small or blurred to be
+encoded reliably (listed, never matched). Matches are computed when `/images/<digest>` is read.
 """
 
 from __future__ import annotations
@@ -23,4 +24,11 @@ class FacesAnalyzer(EngineAnalyzer):
     def record(self, sha256: str, finding: list[FaceFound]) -> dict:
         if finding:
             self.worker.face_index.add_image_faces(sha256, finding)
-        return {"faces": [{"box": face.box.to_dict()} for face in finding]}
+        return {"faces": [_described(face) for face in finding]}
+
+
+def _described(face: FaceFound) -> dict:
+    described = {"box": face.box.to_dict()}
+    if not face.matchable:
+        described["matchable"] = False
+    return described

@@ -27,15 +27,17 @@ GUNICORN = {"GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "8"}
 class Stack:
     """Redis and RabbitMQ in a temporary directory, and the services started against them."""
 
-    def __init__(self):
+    def __init__(self, rabbit: bool = True):
+        """`rabbit`: start RabbitMQ too (without it, the services point at a closed port)."""
         self.root = Path(tempfile.mkdtemp(prefix="imagescan-bench-"))
         self.redis = RedisServer(self.root).start()
-        self.rabbit = RabbitServer(self.root).start()
+        self.rabbit = RabbitServer(self.root).start() if rabbit else None
+        self._rabbit_port = self.rabbit.port if rabbit else free_port()
         self.processes: list[subprocess.Popen] = []
 
     def env(self, **extra) -> dict:
         return {**os.environ, **GUNICORN, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.redis.port),
-                "RABBITMQ_HOST": "127.0.0.1", "RABBITMQ_PORT": str(self.rabbit.port),
+                "RABBITMQ_HOST": "127.0.0.1", "RABBITMQ_PORT": str(self._rabbit_port),
                 "PYTHONPATH": str(REPO_ROOT), **extra}
 
     def start(self, args: list[str], **extra) -> subprocess.Popen:
@@ -55,7 +57,8 @@ class Stack:
     def stop(self) -> None:
         for process in self.processes:
             _stop(process)
-        self.rabbit.stop()
+        if self.rabbit is not None:
+            self.rabbit.stop()
         self.redis.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -109,6 +112,10 @@ def wrk(url: str, lines: list[str], *, connections: int, seconds: float, method:
     summary["rate"] = summary["requests"] / (summary["duration_us"] / 1e6)
     summary["ok"] = summary["requests"] - summary["non2xx"]
     return summary
+
+
+def rate_text(summary: dict) -> str:
+    return f"{summary['rate']:,.0f}/s, p50 {summary['p50_us'] / 1000:.1f} ms, p99 {summary['p99_us'] / 1000:.1f} ms"
 
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.05):

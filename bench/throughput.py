@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import random
+import os
 import struct
 import sys
 import time
@@ -34,7 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pika
 import requests
 from PIL import Image
-from stack import REPO_ROOT, Stack, elapsed, rss_mb, wait_for, wrk
+from queries import query_rows
+from stack import REPO_ROOT, Stack, elapsed, rate_text, rss_mb, wait_for, wrk
 
 from imagescan import topology
 from imagescan.broker import Publisher
@@ -43,7 +44,6 @@ from imagescan.digests import Digests
 from imagescan.store import DONE, FAILED, ImageStore, connect_redis
 
 PHOTOS = REPO_ROOT.parent / "shared" / "data" / "plates" / "us"
-_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def variant(photo: bytes, tag: str) -> bytes:
@@ -100,81 +100,17 @@ def ingest_rows(stack, settings, rest, bare, args) -> list[tuple]:
     # wrk stops counting at the deadline with requests in flight, so the queue may hold a few more.
     queued = wait_for(lambda: (n := queue_depth(settings, topology.WORK_QUEUE)) >= measured["ok"] and n,
                       30, "the queue to hold a confirmed message for every 2xx")
+    kb = len(photo) // 1024
+    return [(f"PUT /image, {kb} KB JPEGs, 16 conns", rate_text(measured), rate_text(reference),
+             f"{measured['rate'] / reference['rate']:.2f}",
+             f"{measured['non2xx']} non-2xx; {queued} confirmed messages for {measured['ok']} 2xx")]
+
+
+def light_rows(rest, bare, args) -> tuple[list[tuple], dict]:
     light_ref = wrk(bare, ["/healthz"], connections=8, seconds=args.seconds)
     light = wrk(rest, ["/healthz"], connections=8, seconds=args.seconds)
-    kb = len(photo) // 1024
-    return [
-        (f"PUT /image, {kb} KB JPEGs, 16 conns", _rate(measured), _rate(reference),
-         f"{measured['rate'] / reference['rate']:.2f}",
-         f"{measured['non2xx']} non-2xx; {queued} confirmed messages for {measured['ok']} 2xx"),
-        ("GET /healthz, 8 conns", _rate(light), _rate(light_ref), f"{light['rate'] / light_ref['rate']:.2f}", ""),
-    ], light_ref
-
-
-def _rate(summary: dict) -> str:
-    return f"{summary['rate']:,.0f}/s, p50 {summary['p50_us'] / 1000:.1f} ms, p99 {summary['p99_us'] / 1000:.1f} ms"
-
-
-def plate_of(i: int) -> str:
-    n, text = (i * 1_000_003) % 36**7, ""  # distinct for i < 36^7 (the multiplier is prime)
-    for _ in range(7):
-        n, digit = divmod(n, 36)
-        text += _BASE36[digit]
-    return text
-
-
-def populate(store: ImageStore, count: int, batch: int = 500) -> None:
-    """`count` analysed images, each with a name, a geotag and its own plate, via ImageStore."""
-    def image(i: int) -> dict:
-        reading = {"plate": plate_of(i), "confidence": 0.9, "box": {"x": 1, "y": 2, "w": 90, "h": 30},
-                   "candidates": []}
-        results = {"exif": {"make": "Bench", "model": "One", "taken_at": None},
-                   "geotag": {"latitude": 40.0, "longitude": -105.2}, "plates": [reading], "faces": []}
-        return {"digests": Digests.of(f"bench-image-{i}".encode()), "size": 100_000, "name": f"car-{i}.jpg",
-                "format": "JPEG", "width": 1280, "height": 720, "results": results,
-                "camera_label": "Bench - One"}
-
-    for start in range(0, count, batch):
-        store.import_analysed([image(i) for i in range(start, min(count, start + batch))])
-
-
-def _fuzzed(plate: str, rng: random.Random) -> str:
-    """One lookalike swap and one dropped character: two edits away."""
-    swaps = {"0": "O", "1": "I", "8": "B", "5": "S", "2": "Z", "6": "G", "O": "0", "I": "1"}
-    i = rng.randrange(len(plate))
-    plate = plate[:i] + swaps.get(plate[i], plate[i]) + plate[i + 1:]
-    j = rng.randrange(len(plate))
-    return plate[:j] + plate[j + 1:]
-
-
-def query_rows(settings, rest, args, light_ref) -> list[tuple]:
-    client = connect_redis(settings)
-    client.flushall()
-    before = client.info("memory")["used_memory"]
-    started = time.perf_counter()
-    populate(ImageStore(client), args.images)
-    took = elapsed(started)
-    per_image = (client.info("memory")["used_memory"] - before) / args.images
-    rng = random.Random(7)
-    sample = rng.sample(range(args.images), min(2000, args.images))
-    digests = [Digests.of(f"bench-image-{i}".encode()) for i in sample]
-    cases = {
-        "/hash/<md5>": [f"/hash/{d.md5}" for d in digests],
-        "/license/<plate>": [f"/license/{plate_of(i)}" for i in sample],
-        "/license/<plate>?fuzzy=2": [f"/license/{_fuzzed(plate_of(i), rng)}?fuzzy=2" for i in sample],
-        "/images/<sha256>": [f"/images/{d.sha256}" for d in digests],
-    }
-    target = {"/license/<plate>?fuzzy=2": 10}
-    rows = []
-    for name, lines in cases.items():
-        summary = wrk(rest, lines, connections=8, seconds=args.seconds)
-        rows.append((f"GET {name}, {args.images:,} images, 8 conns", _rate(summary),
-                     f"p99 target {target.get(name, 5)} ms; bare /healthz p99 {light_ref['p99_us'] / 1000:.1f} ms",
-                     "", f"{summary['non2xx']} non-2xx"))
-    rows.append(("Redis memory per image record", f"{per_image:,.0f} bytes", "", "",
-                 f"{args.images:,} records written in {took:.0f} s ({args.images / took:,.0f}/s)"))
-    client.flushall()
-    return rows
+    return [("GET /healthz, 8 conns", rate_text(light), rate_text(light_ref),
+             f"{light['rate'] / light_ref['rate']:.2f}", "")], light_ref
 
 
 def pure_analysis_rate(settings, samples: list[bytes]) -> float:
@@ -260,29 +196,61 @@ def priority_rows(settings, rest, args) -> list[tuple]:
              "", f"{left:,} bulk images still waiting when it completed")]
 
 
-def main(argv=None) -> int:
+ROWS = ("ingest", "light", "queries", "analysis", "priority")
+
+
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8, help="length of each wrk run")
     parser.add_argument("--bodies", type=int, default=1000, help="distinct upload bodies")
     parser.add_argument("--images", type=int, default=100_000, help="stored images for the query rows")
+    parser.add_argument("--populate-processes", type=int, default=os.cpu_count() or 2,
+                        help="processes writing the stored images of the query rows")
     parser.add_argument("--photos", type=int, default=6, help="photos for the analysis row")
     parser.add_argument("--backlog", type=int, default=10_000, help="bulk images queued for the priority row")
+    parser.add_argument("--only", default=",".join(ROWS),
+                        help=f"comma-separated rows to measure, of {','.join(ROWS)} (default: all)")
     args = parser.parse_args(argv)
-    stack = Stack()
-    try:
-        settings = Settings.from_env(stack.env())
-        bare_process, bare = stack.http_service(["bench/bare_app.py"])
-        rest_process, rest = stack.http_service(["-m", "rest"])
-        rows, light_ref = ingest_rows(stack, settings, rest, bare, args)
-        rest_rss = rss_mb(rest_process.pid)
+    args.only = [row.strip() for row in args.only.split(",") if row.strip()]
+    unknown = set(args.only) - set(ROWS)
+    if unknown or not args.only:
+        parser.error(f"--only takes rows of {','.join(ROWS)}, not {','.join(sorted(unknown)) or 'nothing'}")
+    return args
+
+
+def measure(stack: Stack, args) -> list[tuple]:
+    settings = Settings.from_env(stack.env())
+    only = set(args.only)
+    rest_process, rest = stack.http_service(["-m", "rest"])
+    bare_process, bare = stack.http_service(["bench/bare_app.py"]) if only & {"ingest", "light"} else (None, "")
+    rows, light_ref, worker = [], None, None
+    if "ingest" in only:
+        rows += ingest_rows(stack, settings, rest, bare, args)
         stack.redis.client().flushall()
         purge(settings, topology.WORK_QUEUE)
-        rows += query_rows(settings, rest, args, light_ref)
+    if "light" in only:
+        light, light_ref = light_rows(rest, bare, args)
+        rows += light
+    memory = [f"REST {rss_mb(rest_process.pid):.0f} MiB (2 processes)"]
+    if "queries" in only:
+        rows += query_rows(stack.env(), rest, args, light_ref)
+    if only & {"analysis", "priority"}:
         worker = stack.start(["-m", "worker"])
+    if "analysis" in only:
         rows += analysis_rows(stack, settings, rest, worker, args)
+    if "priority" in only:
         rows += priority_rows(settings, rest, args)
-        rows.append(("resident memory", f"REST {rest_rss:.0f} MiB (2 processes)",
-                     f"worker {rss_mb(worker.pid):.0f} MiB", "", f"bare app {rss_mb(bare_process.pid):.0f} MiB"))
+    memory.append(f"worker {rss_mb(worker.pid):.0f} MiB" if worker else "")
+    bare_rss = f"bare app {rss_mb(bare_process.pid):.0f} MiB" if bare_process else ""
+    return rows + [("resident memory", *memory, "", bare_rss)]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # The query rows alone need no broker: nothing is uploaded or analysed.
+    stack = Stack(rabbit=bool(set(args.only) - {"queries"}))
+    try:
+        rows = measure(stack, args)
     finally:
         stack.stop()
     print("| what | imagescan | reference, same run | ratio | notes |")

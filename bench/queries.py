@@ -61,15 +61,15 @@ def _populate_slice(task: tuple[dict, int, int]) -> int:
     return populate_range(ImageStore(connect_redis(Settings.from_env(env))), start, stop)
 
 
-def populate(env: dict, count: int, processes: int) -> float:
+def populate(env: dict, count: int, processes: int, slice_size: int = SLICE) -> float:
     """Write `count` images with `processes` processes; records per second."""
     started = time.perf_counter()
-    tasks = [(env, start, min(count, start + SLICE)) for start in range(0, count, SLICE)]
+    tasks = [(env, start, min(count, start + slice_size)) for start in range(0, count, slice_size)]
     done = 0
     with ProcessPoolExecutor(max(1, processes)) as pool:
         for written in pool.map(_populate_slice, tasks):
             done += written
-            if done % 100_000 < SLICE or done == count:
+            if done % 100_000 < slice_size or done == count:
                 print(f"  {done:,} records, {done / elapsed(started):,.0f}/s", file=sys.stderr, flush=True)
     return count / elapsed(started)
 

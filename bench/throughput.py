@@ -38,7 +38,7 @@ import pika
 import requests
 from PIL import Image
 from queries import query_rows
-from stack import REPO_ROOT, Stack, elapsed, rate_text, rss_mb, wait_for, wrk
+from stack import REPO_ROOT, Stack, elapsed, rate_text, rss_mb, wait_for, wrk_with_cpu
 
 from imagescan import topology
 from imagescan.broker import Publisher
@@ -88,7 +88,14 @@ def purge(settings: Settings, *queues: str) -> None:
 # -- rows ----------------------------------------------------------------------
 
 
-def ingest_rows(stack, settings, rest, bare, args) -> list[tuple]:
+def cpu_note(measured: dict, reference: dict) -> str:
+    """CPU per request of the REST next to the bare app's, and of Redis and RabbitMQ."""
+    rest, bare = measured["cpu_ms"]["rest"], reference["cpu_ms"]["bare"]
+    backends = "".join(f", {name} {ms:.2f}" for name, ms in measured["cpu_ms"].items() if name not in ("rest", "bare"))
+    return f"CPU ms per request: REST {rest:.2f}, bare app {bare:.2f} (ratio {bare / rest:.2f}){backends}"
+
+
+def ingest_rows(stack, settings, rest, bare, args, pids) -> list[tuple]:
     body_dir = stack.root / "bodies"
     body_dir.mkdir()
     # The photo nearest 107 KB: the size of the uploads the first figures were taken with.
@@ -98,22 +105,24 @@ def ingest_rows(stack, settings, rest, bare, args) -> list[tuple]:
         path = body_dir / f"{i}.jpg"
         path.write_bytes(variant(photo, f"ingest-{i}"))
         lines.append(f"/image/bench-{i}.jpg\t{path}")
-    reference = wrk(bare, lines, connections=16, seconds=args.seconds, method="PUT")
-    measured = wrk(rest, lines, connections=16, seconds=args.seconds, method="PUT")
+    reference = wrk_with_cpu(bare, lines, {"bare": pids["bare"]}, connections=16, seconds=args.seconds, method="PUT")
+    measured = wrk_with_cpu(rest, lines, {name: pid for name, pid in pids.items() if name != "bare"},
+                            connections=16, seconds=args.seconds, method="PUT")
     # wrk stops counting at the deadline with requests in flight, so the queue may hold a few more.
     queued = wait_for(lambda: (n := queue_depth(settings, topology.WORK_QUEUE)) >= measured["ok"] and n,
                       30, "the queue to hold a confirmed message for every 2xx")
     kb = len(photo) // 1024
     return [(f"PUT /image, {kb} KB JPEGs, 16 conns", rate_text(measured), rate_text(reference),
              f"{measured['rate'] / reference['rate']:.2f}",
-             f"{measured['non2xx']} non-2xx; {queued} confirmed messages for {measured['ok']} 2xx")]
+             f"{measured['non2xx']} non-2xx; {queued} confirmed messages for {measured['ok']} 2xx; "
+             + cpu_note(measured, reference))]
 
 
-def light_rows(rest, bare, args) -> tuple[list[tuple], dict]:
-    light_ref = wrk(bare, ["/healthz"], connections=8, seconds=args.seconds)
-    light = wrk(rest, ["/healthz"], connections=8, seconds=args.seconds)
+def light_rows(rest, bare, args, pids) -> tuple[list[tuple], dict]:
+    light_ref = wrk_with_cpu(bare, ["/healthz"], {"bare": pids["bare"]}, connections=8, seconds=args.seconds)
+    light = wrk_with_cpu(rest, ["/healthz"], {"rest": pids["rest"]}, connections=8, seconds=args.seconds)
     return [("GET /healthz, 8 conns", rate_text(light), rate_text(light_ref),
-             f"{light['rate'] / light_ref['rate']:.2f}", "")], light_ref
+             f"{light['rate'] / light_ref['rate']:.2f}", cpu_note(light, light_ref))], light_ref
 
 
 def analysis_in_this_process(settings):
@@ -237,12 +246,14 @@ def measure(stack: Stack, args) -> list[tuple]:
     rest_process, rest = stack.http_service(["-m", "rest"])
     bare_process, bare = stack.http_service(["bench/bare_app.py"]) if only & {"ingest", "light"} else (None, "")
     rows, light_ref, worker = [], None, None
+    pids = {"rest": rest_process.pid, "bare": bare_process.pid if bare_process else 0,
+            "Redis": stack.redis.process.pid, "RabbitMQ": stack.rabbit.process.pid if stack.rabbit else 0}
     if "ingest" in only:
-        rows += ingest_rows(stack, settings, rest, bare, args)
+        rows += ingest_rows(stack, settings, rest, bare, args, pids)
         stack.redis.client().flushall()
         purge(settings, topology.WORK_QUEUE)
     if "light" in only:
-        light, light_ref = light_rows(rest, bare, args)
+        light, light_ref = light_rows(rest, bare, args, pids)
         rows += light
     memory = [f"REST {rss_mb(rest_process.pid):.0f} MiB (2 processes)"]
     if "queries" in only:

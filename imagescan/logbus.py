@@ -150,7 +150,7 @@ class LogBusHandler(logging.Handler):
             channel.connection.process_data_events(time_limit=0)  # sends all that is queued
 
 
-class _HandOver(logging.Handler):
+class _ToStderrThread(logging.Handler):
     """Passes the record as it is to the stderr thread (formatting happens there)."""
 
     def __init__(self, records: _Handover):
@@ -204,7 +204,7 @@ def _stderr_in_background(service: str, hostname: str) -> logging.Handler:
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(JsonFormatter(service, hostname))
     _stderr_writer = _StderrWriter(stderr)
-    return _HandOver(_stderr_writer.records)
+    return _ToStderrThread(_stderr_writer.records)
 
 
 def _write_directly_in_a_forked_child() -> None:
@@ -214,7 +214,7 @@ def _write_directly_in_a_forked_child() -> None:
     if _stderr_writer is None:
         return
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if isinstance(h, _HandOver)]:
+    for handler in [h for h in root.handlers if isinstance(h, _ToStderrThread)]:
         root.removeHandler(handler)
         root.addHandler(_stderr_writer.handler)
     _stderr_writer = None

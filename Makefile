@@ -9,7 +9,7 @@ DEBIAN_PACKAGES := redis-server rabbitmq-server iproute2 iptables prometheus chr
 E2E_DEBIAN_PACKAGES := podman buildah runc catatonit uidmap fuse-overlayfs slirp4netns \
 	debootstrap debian-archive-keyring
 
-.PHONY: test test-fast test-faults test-clusters system-deps bench-deps e2e-deps e2e venv lint bench bench-accuracy clean
+.PHONY: test test-fast test-faults test-clusters system-deps bench-deps e2e-deps e2e venv lint bench bench-accuracy clean bench-queries
 
 test: venv
 	$(PY) -m pytest tests
@@ -73,6 +73,12 @@ bench-deps:
 # Full size: make bench BENCH_ARGS="--images 1000000 --photos 20 --seconds 20"
 bench: venv bench-deps
 	$(PY) bench/throughput.py $(BENCH_ARGS)
+
+# The query rows alone at 10^6 stored images (a few minutes on an idle 2-core machine;
+# Redis needs about 3 GB of memory). BENCH_IMAGES=100000 for a quicker look.
+BENCH_IMAGES ?= 1000000
+bench-queries: venv bench-deps
+	$(PY) bench/throughput.py --only queries --images $(BENCH_IMAGES) $(BENCH_ARGS)
 
 bench-accuracy: venv
 	$(PY) bench/plates.py

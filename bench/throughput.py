@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/throughput.py                  # about 4 minutes on 2 cores
     .venv/bin/python bench/throughput.py --images 1000000 --backlog 10000 --photos 20 --seconds 20
+    .venv/bin/python bench/throughput.py --only queries --images 1000000   # the query rows alone
 
 Starts its own Redis, RabbitMQ, REST (gunicorn: 2 processes x 8 threads, as deployed), the
 bare reference app under the same gunicorn settings, and one worker; wrk is the client.
@@ -11,21 +12,23 @@ Rows:
                the queue must hold one confirmed message per 2xx.
   light        GET /healthz, 8 connections; vs the bare app's /healthz.
   queries      /hash, /license, /license?fuzzy=2, /images at 8 connections with --images
-               records written through ImageStore (each with its own plate); p99 vs target.
-  redis        bytes of Redis memory per stored image record (with its plate and indexes,
-               without the original's bytes, which go to the blob store).
+               records written through ImageStore (each with its own plate; see queries.py);
+               p99 vs target. Also: bytes of Redis memory per stored image record (with its
+               plate and indexes, without the original's bytes, which go to the blob store).
   analysis     images analysed per second end to end (upload -> done, one worker process)
                vs the same engines on the same photos in one process, nothing else.
   priority     seconds for a job submitted through /jobs to complete while --backlog bulk
                images wait in the bulk lane.
-  memory       resident memory of the REST (all gunicorn processes) and the worker.
+  memory       resident memory of the REST (all gunicorn processes) and the worker
+               (always printed, for what ran).
+`--only ROW,ROW` measures those rows alone (the query rows need no RabbitMQ, none starts).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import random
+import os
 import struct
 import sys
 import time
@@ -34,7 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pika
 import requests
 from PIL import Image
-from stack import REPO_ROOT, Stack, elapsed, rss_mb, wait_for, wrk
+from queries import query_rows
+from stack import REPO_ROOT, Stack, elapsed, rate_text, rss_mb, wait_for, wrk_with_cpu
 
 from imagescan import topology
 from imagescan.broker import Publisher
@@ -43,7 +47,6 @@ from imagescan.digests import Digests
 from imagescan.store import DONE, FAILED, ImageStore, connect_redis
 
 PHOTOS = REPO_ROOT.parent / "shared" / "data" / "plates" / "us"
-_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def variant(photo: bytes, tag: str) -> bytes:
@@ -85,7 +88,14 @@ def purge(settings: Settings, *queues: str) -> None:
 # -- rows ----------------------------------------------------------------------
 
 
-def ingest_rows(stack, settings, rest, bare, args) -> list[tuple]:
+def cpu_note(measured: dict, reference: dict) -> str:
+    """CPU per request of the REST next to the bare app's, and of Redis and RabbitMQ."""
+    rest, bare = measured["cpu_ms"]["rest"], reference["cpu_ms"]["bare"]
+    backends = "".join(f", {name} {ms:.2f}" for name, ms in measured["cpu_ms"].items() if name not in ("rest", "bare"))
+    return f"CPU ms per request: REST {rest:.2f}, bare app {bare:.2f} (ratio {bare / rest:.2f}){backends}"
+
+
+def ingest_rows(stack, settings, rest, bare, args, pids) -> list[tuple]:
     body_dir = stack.root / "bodies"
     body_dir.mkdir()
     # The photo nearest 107 KB: the size of the uploads the first figures were taken with.
@@ -95,90 +105,28 @@ def ingest_rows(stack, settings, rest, bare, args) -> list[tuple]:
         path = body_dir / f"{i}.jpg"
         path.write_bytes(variant(photo, f"ingest-{i}"))
         lines.append(f"/image/bench-{i}.jpg\t{path}")
-    reference = wrk(bare, lines, connections=16, seconds=args.seconds, method="PUT")
-    measured = wrk(rest, lines, connections=16, seconds=args.seconds, method="PUT")
+    reference = wrk_with_cpu(bare, lines, {"bare": pids["bare"]}, connections=16, seconds=args.seconds, method="PUT")
+    measured = wrk_with_cpu(rest, lines, {name: pid for name, pid in pids.items() if name != "bare"},
+                            connections=16, seconds=args.seconds, method="PUT")
     # wrk stops counting at the deadline with requests in flight, so the queue may hold a few more.
     queued = wait_for(lambda: (n := queue_depth(settings, topology.WORK_QUEUE)) >= measured["ok"] and n,
                       30, "the queue to hold a confirmed message for every 2xx")
-    light_ref = wrk(bare, ["/healthz"], connections=8, seconds=args.seconds)
-    light = wrk(rest, ["/healthz"], connections=8, seconds=args.seconds)
     kb = len(photo) // 1024
-    return [
-        (f"PUT /image, {kb} KB JPEGs, 16 conns", _rate(measured), _rate(reference),
-         f"{measured['rate'] / reference['rate']:.2f}",
-         f"{measured['non2xx']} non-2xx; {queued} confirmed messages for {measured['ok']} 2xx"),
-        ("GET /healthz, 8 conns", _rate(light), _rate(light_ref), f"{light['rate'] / light_ref['rate']:.2f}", ""),
-    ], light_ref
+    return [(f"PUT /image, {kb} KB JPEGs, 16 conns", rate_text(measured), rate_text(reference),
+             f"{measured['rate'] / reference['rate']:.2f}",
+             f"{measured['non2xx']} non-2xx; {queued} confirmed messages for {measured['ok']} 2xx; "
+             + cpu_note(measured, reference))]
 
 
-def _rate(summary: dict) -> str:
-    return f"{summary['rate']:,.0f}/s, p50 {summary['p50_us'] / 1000:.1f} ms, p99 {summary['p99_us'] / 1000:.1f} ms"
+def light_rows(rest, bare, args, pids) -> tuple[list[tuple], dict]:
+    light_ref = wrk_with_cpu(bare, ["/healthz"], {"bare": pids["bare"]}, connections=8, seconds=args.seconds)
+    light = wrk_with_cpu(rest, ["/healthz"], {"rest": pids["rest"]}, connections=8, seconds=args.seconds)
+    return [("GET /healthz, 8 conns", rate_text(light), rate_text(light_ref),
+             f"{light['rate'] / light_ref['rate']:.2f}", cpu_note(light, light_ref))], light_ref
 
 
-def plate_of(i: int) -> str:
-    n, text = (i * 1_000_003) % 36**7, ""  # distinct for i < 36^7 (the multiplier is prime)
-    for _ in range(7):
-        n, digit = divmod(n, 36)
-        text += _BASE36[digit]
-    return text
-
-
-def populate(store: ImageStore, count: int, batch: int = 500) -> None:
-    """`count` analysed images, each with a name, a geotag and its own plate, via ImageStore."""
-    def image(i: int) -> dict:
-        reading = {"plate": plate_of(i), "confidence": 0.9, "box": {"x": 1, "y": 2, "w": 90, "h": 30},
-                   "candidates": []}
-        results = {"exif": {"make": "Bench", "model": "One", "taken_at": None},
-                   "geotag": {"latitude": 40.0, "longitude": -105.2}, "plates": [reading], "faces": []}
-        return {"digests": Digests.of(f"bench-image-{i}".encode()), "size": 100_000, "name": f"car-{i}.jpg",
-                "format": "JPEG", "width": 1280, "height": 720, "results": results,
-                "camera_label": "Bench - One"}
-
-    for start in range(0, count, batch):
-        store.import_analysed([image(i) for i in range(start, min(count, start + batch))])
-
-
-def _fuzzed(plate: str, rng: random.Random) -> str:
-    """One lookalike swap and one dropped character: two edits away."""
-    swaps = {"0": "O", "1": "I", "8": "B", "5": "S", "2": "Z", "6": "G", "O": "0", "I": "1"}
-    i = rng.randrange(len(plate))
-    plate = plate[:i] + swaps.get(plate[i], plate[i]) + plate[i + 1:]
-    j = rng.randrange(len(plate))
-    return plate[:j] + plate[j + 1:]
-
-
-def query_rows(settings, rest, args, light_ref) -> list[tuple]:
-    client = connect_redis(settings)
-    client.flushall()
-    before = client.info("memory")["used_memory"]
-    started = time.perf_counter()
-    populate(ImageStore(client), args.images)
-    took = elapsed(started)
-    per_image = (client.info("memory")["used_memory"] - before) / args.images
-    rng = random.Random(7)
-    sample = rng.sample(range(args.images), min(2000, args.images))
-    digests = [Digests.of(f"bench-image-{i}".encode()) for i in sample]
-    cases = {
-        "/hash/<md5>": [f"/hash/{d.md5}" for d in digests],
-        "/license/<plate>": [f"/license/{plate_of(i)}" for i in sample],
-        "/license/<plate>?fuzzy=2": [f"/license/{_fuzzed(plate_of(i), rng)}?fuzzy=2" for i in sample],
-        "/images/<sha256>": [f"/images/{d.sha256}" for d in digests],
-    }
-    target = {"/license/<plate>?fuzzy=2": 10}
-    rows = []
-    for name, lines in cases.items():
-        summary = wrk(rest, lines, connections=8, seconds=args.seconds)
-        rows.append((f"GET {name}, {args.images:,} images, 8 conns", _rate(summary),
-                     f"p99 target {target.get(name, 5)} ms; bare /healthz p99 {light_ref['p99_us'] / 1000:.1f} ms",
-                     "", f"{summary['non2xx']} non-2xx"))
-    rows.append(("Redis memory per image record", f"{per_image:,.0f} bytes", "", "",
-                 f"{args.images:,} records written in {took:.0f} s ({args.images / took:,.0f}/s)"))
-    client.flushall()
-    return rows
-
-
-def pure_analysis_rate(settings, samples: list[bytes]) -> float:
-    """Images per second of decode + plates + faces in this process, engines loaded first."""
+def analysis_in_this_process(settings):
+    """decode + plates + faces of one photo, with the worker's engines and settings, warmed up."""
     from imagescan import imaging
     from imagescan.analyzers import load_face_recognizer, load_plate_recognizer
 
@@ -190,6 +138,11 @@ def pure_analysis_rate(settings, samples: list[bytes]) -> float:
         plates.recognize(decoded.pixels)
         faces.detect(decoded.pixels)
 
+    return analyse
+
+
+def pure_analysis_rate(analyse, samples: list[bytes]) -> float:
+    """Images per second of `analyse` over the photos, nothing else."""
     analyse(samples[0])  # first call warms the engines up
     started = time.perf_counter()
     for data in samples:
@@ -204,7 +157,8 @@ def wait_done(store: ImageStore, sha256s: list[str], timeout: float) -> None:
 
 def analysis_rows(stack, settings, rest, worker, args) -> list[tuple]:
     samples = photos(args.photos)
-    pure = pure_analysis_rate(settings, samples)
+    analyse = analysis_in_this_process(settings)
+    pure_before = pure_analysis_rate(analyse, samples)
     store = ImageStore(connect_redis(settings))
     session = requests.Session()
     warm = variant(samples[0], "warm-up")
@@ -216,8 +170,12 @@ def analysis_rows(stack, settings, rest, worker, args) -> list[tuple]:
         session.put(f"{rest}/image/e2e-{i}.jpg", data=data).raise_for_status()
     wait_done(store, [Digests.of(d).sha256 for d in uploads], 60 + 10 * len(uploads))
     end_to_end = len(uploads) / elapsed(started)
+    # Measured before and after the end-to-end run, so that a change of the machine's load
+    # during the run moves both sides alike.
+    pure = (pure_before + pure_analysis_rate(analyse, samples)) / 2
     return [(f"images analysed/s, {len(samples)} photos, 1 worker process", f"{end_to_end:.2f}/s",
-             f"{pure:.2f}/s in one process", f"{end_to_end / pure:.2f}", "")]
+             f"{pure:.2f}/s in one process", f"{end_to_end / pure:.2f}",
+             f"pure rate before/after: {pure_before:.2f}/{2 * pure - pure_before:.2f}/s")]
 
 
 def enqueue_bulk(settings, count: int, photo: bytes) -> None:
@@ -260,29 +218,63 @@ def priority_rows(settings, rest, args) -> list[tuple]:
              "", f"{left:,} bulk images still waiting when it completed")]
 
 
-def main(argv=None) -> int:
+ROWS = ("ingest", "light", "queries", "analysis", "priority")
+
+
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8, help="length of each wrk run")
     parser.add_argument("--bodies", type=int, default=1000, help="distinct upload bodies")
     parser.add_argument("--images", type=int, default=100_000, help="stored images for the query rows")
+    parser.add_argument("--populate-processes", type=int, default=os.cpu_count() or 2,
+                        help="processes writing the stored images of the query rows")
     parser.add_argument("--photos", type=int, default=6, help="photos for the analysis row")
     parser.add_argument("--backlog", type=int, default=10_000, help="bulk images queued for the priority row")
+    parser.add_argument("--only", default=",".join(ROWS),
+                        help=f"comma-separated rows to measure, of {','.join(ROWS)} (default: all)")
     args = parser.parse_args(argv)
-    stack = Stack()
-    try:
-        settings = Settings.from_env(stack.env())
-        bare_process, bare = stack.http_service(["bench/bare_app.py"])
-        rest_process, rest = stack.http_service(["-m", "rest"])
-        rows, light_ref = ingest_rows(stack, settings, rest, bare, args)
-        rest_rss = rss_mb(rest_process.pid)
+    args.only = [row.strip() for row in args.only.split(",") if row.strip()]
+    unknown = set(args.only) - set(ROWS)
+    if unknown or not args.only:
+        parser.error(f"--only takes rows of {','.join(ROWS)}, not {','.join(sorted(unknown)) or 'nothing'}")
+    return args
+
+
+def measure(stack: Stack, args) -> list[tuple]:
+    settings = Settings.from_env(stack.env())
+    only = set(args.only)
+    rest_process, rest = stack.http_service(["-m", "rest"])
+    bare_process, bare = stack.http_service(["bench/bare_app.py"]) if only & {"ingest", "light"} else (None, "")
+    rows, light_ref, worker = [], None, None
+    pids = {"rest": rest_process.pid, "bare": bare_process.pid if bare_process else 0,
+            "Redis": stack.redis.process.pid, "RabbitMQ": stack.rabbit.process.pid if stack.rabbit else 0}
+    if "ingest" in only:
+        rows += ingest_rows(stack, settings, rest, bare, args, pids)
         stack.redis.client().flushall()
         purge(settings, topology.WORK_QUEUE)
-        rows += query_rows(settings, rest, args, light_ref)
+    if "light" in only:
+        light, light_ref = light_rows(rest, bare, args, pids)
+        rows += light
+    memory = [f"REST {rss_mb(rest_process.pid):.0f} MiB (2 processes)"]
+    if "queries" in only:
+        rows += query_rows(stack.env(), rest, args, light_ref)
+    if only & {"analysis", "priority"}:
         worker = stack.start(["-m", "worker"])
+    if "analysis" in only:
         rows += analysis_rows(stack, settings, rest, worker, args)
+    if "priority" in only:
         rows += priority_rows(settings, rest, args)
-        rows.append(("resident memory", f"REST {rest_rss:.0f} MiB (2 processes)",
-                     f"worker {rss_mb(worker.pid):.0f} MiB", "", f"bare app {rss_mb(bare_process.pid):.0f} MiB"))
+    memory.append(f"worker {rss_mb(worker.pid):.0f} MiB" if worker else "")
+    bare_rss = f"bare app {rss_mb(bare_process.pid):.0f} MiB" if bare_process else ""
+    return rows + [("resident memory", *memory, "", bare_rss)]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # The query rows alone need no broker: nothing is uploaded or analysed.
+    stack = Stack(rabbit=bool(set(args.only) - {"queries"}))
+    try:
+        rows = measure(stack, args)
     finally:
         stack.stop()
     print("| what | imagescan | reference, same run | ratio | notes |")

@@ -102,3 +102,18 @@ def test_logs_service_prints_each_message_with_its_routing_key(settings):
     finally:
         service.terminate()
         service.wait(timeout=10)
+
+
+def test_a_burst_of_records_reaches_the_bus_whole_and_in_order(settings, log_queue):
+    handler = LogBusHandler(settings, "rest")
+    burst = logging.getLogger("imagescan.rest.burst")
+    burst.addHandler(handler)
+    burst.setLevel(logging.INFO)
+    try:
+        for i in range(1200):  # more than one batch of the publishing thread
+            burst.info("burst %d", i, extra={"request_id": f"burst-{i}"})
+        seen = log_queue(lambda seen: sum(doc.get("logger") == burst.name for _, doc in seen) >= 1200)
+    finally:
+        burst.removeHandler(handler)
+    messages = [doc["message"] for _, doc in seen if doc.get("logger") == burst.name]
+    assert messages == [f"burst {i}" for i in range(1200)]

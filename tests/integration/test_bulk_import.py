@@ -16,15 +16,20 @@ from tests.conftest import REPO_ROOT
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 import queries  # bench/ is not a package: found through sys.path
 
-# Fields that hold the time of writing, which two writes a moment apart cannot share.
-MOMENTS = {b"received_at", b"analyzed_at", b"updated_at"}
+# Fields that hold the time of writing, which two writes a moment apart cannot share (`ts`:
+# the listing's score, also the record's incarnation).
+MOMENTS = {b"received_at", b"analyzed_at", b"updated_at", b"ts"}
 SOME_TIME_AGO = 1e9  # a sorted-set score above this is a Unix time (names, recent images)
 
 
 def snapshot(client: redis.Redis) -> dict:
     """Every key with its value; times of writing replaced by a mark, scores dropped."""
-    state = {}
+    state: dict = {}
+    markers = []  # the counting steps' markers are named after an incarnation (a moment): counted
     for key in client.scan_iter(count=1000):
+        if key.startswith(keys.stats_step_done("", "", "").rsplit(":", 1)[0].encode() + b":"):
+            markers.append((client.get(key), client.ttl(key) > 0))
+            continue
         kind = client.type(key).decode()
         if kind == "hash":
             value = {f: (b"<moment>" if f in MOMENTS else v) for f, v in client.hgetall(key).items()}
@@ -38,6 +43,7 @@ def snapshot(client: redis.Redis) -> dict:
         else:
             value = kind
         state[key] = (kind, value, client.ttl(key) > 0)
+    state[b"<counting step markers>"] = sorted(markers)
     return state
 
 
@@ -84,5 +90,5 @@ def test_the_populating_processes_write_every_image_once(settings, redis_client)
     queries.populate(env, 1200, processes=2, slice_size=300)
     store = ImageStore(redis_client)
     assert all(store.status(queries.digests_of(i).sha256) == "done" for i in (0, 299, 300, 1199))
-    assert redis_client.zcard(keys.recent_images()) == 1200
+    assert sum(redis_client.zcard(keys.recent_images(shard)) for shard in range(keys.SHARDS)) == 1200
     assert len(store.known_plates()) == 1200

@@ -1,30 +1,23 @@
 """The store's integration tests run twice: on one Redis and on a three-master Redis Cluster.
 
-Which tests: those of the modules below that use the servers (`settings`), except the ones
-about faces. The face index is not cluster-ready yet (its keys are global and its scripts span
-them), so on the cluster the workers get a face index that files no face; the face tests run
-on one Redis only. Everything else (records, names, plates, the fuzzy index, the listing,
-statistics, jobs, erasure, retention, API keys, caches) runs on both.
+Which tests: those of the modules below that use Redis (`settings`, `redis_client`): records, names,
+plates, the fuzzy index, the listing, statistics, jobs, erasure, retention, API keys, caches,
+and faces (the face partitions, matches both ways, erasure of faces) run on both.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 
 import pytest
 
-from imagescan.faceindex import FaceIndex
-
-# Faces in a parameter, an image or the assertions; or a single Redis stopped on purpose.
-SINGLE_REDIS_ONLY = {
-    "test_erasing_during_the_analysis_leaves_nothing", "test_a_new_upload_after_an_erasure_is_a_new_image",
-    "test_readyz_is_503_when_redis_is_down",
-}
+# A single Redis stopped on purpose.
+SINGLE_REDIS_ONLY = {"test_readyz_is_503_when_redis_is_down"}
 # Modules whose every test (but the above) runs on both; None: all of it.
 CLUSTER_MODULES = {
     "test_erasure": None, "test_listing_api": None, "test_plates_api": None, "test_license_search": None,
-    "test_jobs_api": None, "test_image_names": None, "test_store_steps": None,
+    "test_jobs_api": None, "test_image_names": None, "test_store_steps": None, "test_faces_api": None,
+    "test_faceindex_redis": None,
     # Of these, only what reaches the store (the rest checks requests, not storage).
     "test_image_service_api": {
         "test_upload_link_lives_for_its_expiry", "test_upload_images_maps_each_filename_to_its_sha256",
@@ -44,7 +37,8 @@ def _runs_on_the_cluster_too(metafunc) -> bool:
     own_arguments = inspect.signature(metafunc.function).parameters
     name = metafunc.function.__name__
     chosen = module in CLUSTER_MODULES and (CLUSTER_MODULES[module] is None or name in CLUSTER_MODULES[module])
-    return (chosen and "settings" in metafunc.fixturenames and "face" not in name
+    uses_redis = "settings" in metafunc.fixturenames or "redis_client" in metafunc.fixturenames
+    return (chosen and uses_redis
             and "redis_server" not in own_arguments and name not in SINGLE_REDIS_ONLY)
 
 
@@ -78,25 +72,3 @@ def settings(settings, redis_backend, request):
         return settings
     host, port = request.getfixturevalue("redis_cluster").seed
     return settings.replace(redis_cluster=True, redis_host=host, redis_port=port)
-
-
-class FacelessIndex(FaceIndex):
-    """On the cluster: files no face and matches nothing (see the module's docstring)."""
-
-    def add_image_faces(self, sha256, faces):
-        return []
-
-    def sync(self) -> int:
-        return 0
-
-
-@pytest.fixture
-def worker_services(worker_services, redis_backend):
-    if redis_backend != "cluster":
-        return worker_services
-
-    def build(**changes):
-        services = worker_services(**changes)
-        return dataclasses.replace(services, face_index=FacelessIndex(services.redis))
-
-    return build

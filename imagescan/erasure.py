@@ -3,7 +3,7 @@
 `erase` deletes the original and the jobs' rendered outputs from the blob store, then removes
 the record, its names, its MD5/SHA-224 aliases, the URLs that led to it, its plate index
 entries (and a plate from the known plates when no other image shows it), its faces
-(encodings, owners, the faces list), its matches and the matches other images hold to it, its
+(the records in its face partition, the faces list), its matches and the matches other images hold to it, its
 cached transforms and thumbnails, its attempt counters, its jobs (waiting and finished), its
 place in the retention index, and its share of the statistics (upload day, format, camera).
 
@@ -31,8 +31,10 @@ The worker's writes are all scripts that check first: the analysis is saved only
 record exists (plates it filed meanwhile are unfiled again), faces are added only while no
 tombstone exists, a match is stored only while both images hold faces, and a transform is
 cached only while the record exists. A new upload of the same bytes clears the tombstone: it
-is a new image. Every worker drops erased faces from its in-memory index on its next sync
-(`keys.face_erasures`).
+is a new image. The faces are removed from their partition by owner (imagescan.facestore logs
+their ids), and every copy searching them, in a worker or a face-search shard, drops them at
+its next catch-up; a face a worker stored while the tombstone went in is removed again by that
+worker (imagescan.faceindex checks the tombstone after writing).
 """
 
 from __future__ import annotations

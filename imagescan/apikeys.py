@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from . import keys
+from .redisclient import reply_text
 
 SCOPES = ("upload", "read", "faces", "admin")
 PREFIX = "isk"
@@ -61,12 +62,8 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else (value or "")
-
-
 def _from_record(key_id: str, record: dict) -> ApiKey:
-    record = {_text(k): _text(v) for k, v in record.items()}
+    record = {reply_text(k): reply_text(v) for k, v in record.items()}
     scopes = frozenset(s for s in record.get("scopes", "").split(",") if s)
     return ApiKey(key_id, scopes, record.get("label", ""), record.get("created_at", ""))
 
@@ -89,14 +86,14 @@ def lookup(redis, token: str) -> ApiKey | None:
     prefix, _, rest = token.partition("_")
     key_id = rest.partition("_")[0] if prefix == PREFIX else ""
     record = redis.hgetall(keys.api_key(key_id)) if key_id.isalnum() else {}
-    stored = _text(record.get(b"hash", record.get("hash"))) if record else _UNKNOWN_KEY_HASH
+    stored = reply_text(record.get(b"hash", record.get("hash"))) if record else _UNKNOWN_KEY_HASH
     if not hmac.compare_digest(_hash(token).encode(), stored.encode()) or not record:
         return None
     return _from_record(key_id, record)
 
 
 def list_keys(redis) -> list[ApiKey]:
-    ids = sorted(_text(i) for i in redis.smembers(keys.api_key_ids()))
+    ids = sorted(reply_text(i) for i in redis.smembers(keys.api_key_ids()))
     pipe = redis.pipeline(transaction=False)
     for key_id in ids:
         pipe.hgetall(keys.api_key(key_id))

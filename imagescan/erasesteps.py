@@ -7,10 +7,7 @@ from __future__ import annotations
 
 from . import imagesteps, keys, stats, topology
 from .faceindex import erase_faces
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else (value or "")
+from .redisclient import reply_text
 
 
 def split(text: str) -> list[str]:
@@ -19,7 +16,7 @@ def split(text: str) -> list[str]:
 
 def journal_of(client, sha256: str) -> dict:
     """The journal of an unfinished erasure of this image ({}: none)."""
-    return {_text(k): _text(v) for k, v in client.hgetall(keys.image_erasure(sha256)).items()}
+    return {reply_text(k): reply_text(v) for k, v in client.hgetall(keys.image_erasure(sha256)).items()}
 
 
 def unfinished(client, digest: str) -> str | None:

@@ -48,6 +48,7 @@ from datetime import UTC, datetime
 import redis as redis_lib
 
 from . import erasesteps, imagesteps, keys, recent, topology, transforms
+from .redisclient import reply_text
 from .store import ImageStore
 
 TOMBSTONE_SECONDS = 24 * 3600  # longer than any analysis can take
@@ -77,10 +78,6 @@ class Erased:
     removed: dict[str, int] = field(default_factory=dict)
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else (value or "")
-
-
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -103,22 +100,22 @@ def _plan(pipe, client, sha256: str) -> dict | None:
     the job outputs and the URLs from elsewhere. None: no such image."""
     own = _own_keys(sha256)[:6]
     pipe.watch(*own)
-    record = {_text(k): _text(v) for k, v in pipe.hgetall(keys.image(sha256)).items()}
+    record = {reply_text(k): reply_text(v) for k, v in pipe.hgetall(keys.image(sha256)).items()}
     if not record:
         return None
-    names = [_text(n) for n in pipe.zrange(keys.image_names(sha256), 0, -1)]
+    names = [reply_text(n) for n in pipe.zrange(keys.image_names(sha256), 0, -1)]
     faces = [face["id"] for face in json.loads(pipe.get(keys.image_faces(sha256)) or "[]") if "id" in face]
-    matched = [_text(m) for m in pipe.zrange(keys.image_matches(sha256), 0, -1)]
-    job_ids = sorted({_text(j) for j in pipe.smembers(keys.image_jobs(sha256))}
-                     | {_text(j) for j in pipe.smembers(keys.image_job_history(sha256))})
-    outputs = [_text(client.hget(keys.job(j), "output")) for j in job_ids]
+    matched = [reply_text(m) for m in pipe.zrange(keys.image_matches(sha256), 0, -1)]
+    job_ids = sorted({reply_text(j) for j in pipe.smembers(keys.image_jobs(sha256))}
+                     | {reply_text(j) for j in pipe.smembers(keys.image_job_history(sha256))})
+    outputs = [reply_text(client.hget(keys.job(j), "output")) for j in job_ids]
     urls = [ImageStore.url_key(name) for name in names]
     fields = ("md5", "sha224", "ts", "received_at", "status", "format",
               imagesteps.UNLISTED, imagesteps.UNCOUNTED)
     return {**{f: record[f] for f in fields if record.get(f)},
             "camera": imagesteps.camera_of(record), "plates": _joined(imagesteps.analysis_plates(record)),
             "faces": _joined(faces), "matched": _joined(matched), "jobs": _joined(job_ids),
-            "urls": _joined(u for u in urls if _text(client.get(u)) == sha256),
+            "urls": _joined(u for u in urls if reply_text(client.get(u)) == sha256),
             "blobs": _joined([sha256] + sorted({o for o in outputs if o and o != sha256})),
             "names": str(len(names))}
 

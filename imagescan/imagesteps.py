@@ -30,7 +30,7 @@ import json
 from . import keys, recent, stats
 from .imaging import camera_label
 from .plateindex import file_image, unfile_image
-from .redisclient import is_cluster, run_script
+from .redisclient import is_cluster, reply_text, run_script
 
 UNLISTED, PLATES_PENDING, UNCOUNTED = "unlisted", "plates_pending", "uncounted"
 PENDING_FIELDS = (UNLISTED, PLATES_PENDING, UNCOUNTED)
@@ -48,10 +48,6 @@ _DELETE_IF_POINTING = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else (value or "")
 
 
 def clear_flag(client, sha256: str, flag: str) -> bool:
@@ -86,7 +82,7 @@ def read_record(client, sha256: str) -> dict:
     values = client.hmget(keys.image(sha256), fields)
     if values[fields.index("status")] is None:
         return {}
-    return {name: _text(value) for name, value in zip(fields, values) if value is not None}
+    return {name: reply_text(value) for name, value in zip(fields, values) if value is not None}
 
 
 # -- listing: aliases, tombstones, newest-first listing, upload counter --------

@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 
 from . import keys
+from .redisclient import reply_text
 
 PENDING = "pending"
 PROCESSING = "processing"
@@ -55,15 +56,11 @@ def parse_job_id(text: str) -> str | None:
         return None
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else (value or "")
-
-
 def get(redis, job_id: str) -> Job | None:
     fields = redis.hgetall(keys.job(job_id))
     if not fields:
         return None
-    record = {_text(k): _text(v) for k, v in fields.items()}
+    record = {reply_text(k): reply_text(v) for k, v in fields.items()}
     return Job(
         job_id=job_id,
         status=record.get("status", PENDING),
@@ -123,7 +120,7 @@ def create_failed(redis, job_id: str, message: str, sha256: str = "") -> None:
 
 
 def waiting_for(redis, sha256: str) -> list[str]:
-    return sorted(_text(member) for member in redis.smembers(keys.image_jobs(sha256)))
+    return sorted(reply_text(member) for member in redis.smembers(keys.image_jobs(sha256)))
 
 
 # KEYS: job; ARGV: retention seconds ("" unless finishing), then field/value pairs.

@@ -32,6 +32,11 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.Cluste
               redis.exceptions.TryAgainError)
 
 
+def reply_text(value) -> str:
+    """A Redis reply as text: bytes decoded, a missing value (None) as ''."""
+    return value.decode() if isinstance(value, bytes) else (value or "")
+
+
 def is_cluster(client) -> bool:
     """True for a Redis Cluster client (or one of its pipelines)."""
     return isinstance(client, redis.cluster.RedisCluster)

@@ -152,13 +152,20 @@ class FaceIndex:
         return bool(self._matches_script(keys=[keys.image_matches(sha256), keys.image_faces(sha256)], args=pairs))
 
 
+def describe_face(face) -> dict:
+    """What the image shows of a face: its box, and ``"matchable": false`` on a face the engine
+    marked too small or blurred to encode reliably (shown, never searched, never matched)."""
+    described = {"box": face.box.to_dict()}
+    if not getattr(face, "matchable", True):
+        described["matchable"] = False
+    return described
+
+
 def _listing(face, ids) -> dict:
-    """A face of the image's face list: its id in the face partitions or, for a face the
-    engine marked not matchable (too small or blurred to encode reliably), no id and
-    ``"matchable": false``: shown with the image, never searched, never matched."""
-    if getattr(face, "matchable", True):
-        return {"id": next(ids), "box": face.box.to_dict()}
-    return {"box": face.box.to_dict(), "matchable": False}
+    """A face of the image's face list: described, with its id in the face partitions when it
+    is matchable (one that is not has no id: it was never stored there)."""
+    described = describe_face(face)
+    return described if "matchable" in described else {"id": next(ids), **described}
 
 
 def erase_faces(redis, sha256: str) -> int:

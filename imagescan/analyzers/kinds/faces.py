@@ -7,6 +7,7 @@ encoded reliably (listed, never matched). Matches are computed when `/images/<di
 
 from __future__ import annotations
 
+from ...faceindex import describe_face
 from .. import FaceFound, FaceRecognizer, load_face_recognizer
 from ..base import EngineAnalyzer
 
@@ -24,11 +25,4 @@ class FacesAnalyzer(EngineAnalyzer):
     def record(self, sha256: str, finding: list[FaceFound]) -> dict:
         if finding:
             self.worker.face_index.add_image_faces(sha256, finding)
-        return {"faces": [_described(face) for face in finding]}
-
-
-def _described(face: FaceFound) -> dict:
-    described = {"box": face.box.to_dict()}
-    if not face.matchable:
-        described["matchable"] = False
-    return described
+        return {"faces": [describe_face(face) for face in finding]}

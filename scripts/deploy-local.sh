@@ -40,15 +40,18 @@ alive() {  # alive PIDFILE: the process named in the file is running
   [ -s "$1" ] && running "$(cat "$1")"
 }
 
-rabbit_env() {
-  env HOME="$state/rabbitmq" ERL_EPMD_PORT="$EPMD_PORT" \
+# Run from the broker's own directory: a node that dies writes its MnesiaCore dump in its cwd.
+# (A subshell, so the caller's working directory stays as it was.)
+rabbit_env() (
+  mkdir -p "$state/rabbitmq"
+  cd "$state/rabbitmq" && exec env HOME="$state/rabbitmq" ERL_EPMD_PORT="$EPMD_PORT" \
     RABBITMQ_NODENAME="$RABBITMQ_NODE" RABBITMQ_NODE_PORT="$RABBITMQ_PORT" \
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_DIST_PORT="$RABBITMQ_DIST_PORT" \
     RABBITMQ_MNESIA_BASE="$state/rabbitmq/mnesia" RABBITMQ_LOG_BASE="$state/rabbitmq/log" \
     RABBITMQ_PID_FILE="$state/rabbitmq.pid" RABBITMQ_ENABLED_PLUGINS_FILE="$state/rabbitmq/enabled_plugins" \
     RABBITMQ_CONFIG_FILE="$state/rabbitmq/rabbitmq" RABBITMQ_ADVANCED_CONFIG_FILE="$state/rabbitmq/advanced.config" \
     "$@"
-}
+)
 
 apt_install() {
   local sudo=""

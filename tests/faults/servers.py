@@ -133,7 +133,8 @@ class RabbitServer:
     def start(self, timeout: float = 90) -> RabbitServer:
         with open(self.dir / "stdout.log", "ab") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
-                [RABBITMQ_SERVER], env=self.env(), start_new_session=True,
+                # cwd: a node that dies writes its MnesiaCore dump there, not in the checkout.
+                [RABBITMQ_SERVER], env=self.env(), cwd=self.dir, start_new_session=True,
                 stdout=log, stderr=subprocess.STDOUT,
             )
         wait_until(self._accepts_amqp, timeout, "RabbitMQ to accept AMQP connections", interval=0.3)
@@ -154,7 +155,7 @@ class RabbitServer:
             _stop_group(self.process, sig, 60)
 
     def ctl(self, *args: str) -> str:
-        return subprocess.run([RABBITMQCTL, *args], env=self.env(), capture_output=True, text=True,
+        return subprocess.run([RABBITMQCTL, *args], env=self.env(), cwd=self.dir, capture_output=True, text=True,
                               timeout=60, check=True).stdout
 
     def shutdown(self) -> None:

@@ -16,6 +16,8 @@ from datetime import datetime
 
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from imagescan import jpegcheck
+
 # We check the pixel count ourselves (with the configured cap) before decoding; Pillow's
 # own global guard is lifted so that the two limits cannot disagree.
 Image.MAX_IMAGE_PIXELS = None
@@ -109,15 +111,23 @@ DECODE_SLOT_WAIT_SECONDS = 30
 def inspect(data: bytes, max_pixels: int, decode_slots: threading.Semaphore | None = None) -> ImageInfo:
     """Check that the bytes are a whole, decodable image without paying for a full decode.
 
-    JPEGs are decoded at 1/8 scale (draft mode), which still reads every byte of the file,
-    so a truncated or corrupt file is found here, at upload time, for little CPU. A large
-    PNG is checked from its chunks (every CRC, up to the end chunk) without inflating its
-    pixels. Other large images are decoded in full, at most `decode_slots` at a time, so
-    that a burst of them cannot take all of the process's memory at once.
+    A JPEG's structure is checked without decoding it (`imagescan.jpegcheck`: segments,
+    tables, scans, end-of-image marker), which finds truncated and non-JPEG bytes for a few
+    microseconds; the worker decodes it in full and marks it failed if its compressed
+    pixels are corrupt inside. A large PNG is checked from its chunks (every CRC, up to
+    the end chunk) without inflating its pixels. Other large images are decoded in full,
+    at most `decode_slots` at a time, so that a burst of them cannot take all of the
+    process's memory at once.
     """
     image, info = open_checked(data, max_pixels)
+    if info.format == "JPEG":
+        try:
+            jpegcheck.check_jpeg(data)
+        except jpegcheck.JpegStructureError as broken:
+            raise ImageRejected(400, f"corrupt or truncated JPEG image: {broken}") from None
+        return info
     small = info.width * info.height <= SMALL_DECODE_PIXELS
-    if info.format in ("JPEG", "PNG") or small or decode_slots is None:
+    if info.format == "PNG" or small or decode_slots is None:
         _check_decodes(image, info)
         return info
     if not decode_slots.acquire(timeout=DECODE_SLOT_WAIT_SECONDS):
@@ -136,8 +146,6 @@ def _check_decodes(image: Image.Image, info: ImageInfo) -> None:
             if info.format == "PNG" and info.width * info.height > SMALL_DECODE_PIXELS:
                 image.verify()
                 return
-            if info.format == "JPEG":
-                image.draft("RGB", (max(1, info.width // 8), max(1, info.height // 8)))
             image.load()
     except CORRUPT_DATA_ERRORS as exc:
         raise ImageRejected(400, f"corrupt or truncated {info.format} image: {exc}") from None

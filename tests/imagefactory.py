@@ -18,6 +18,15 @@ def jpeg(width: int = 64, height: int = 48, color=(200, 30, 30), *, exif: bytes 
     return buffer.getvalue()
 
 
+def undecodable_but_whole_jpeg() -> bytes:
+    """Whole in structure, but a scan uses a Huffman table no segment defines: only a
+    decoder finds that (the worker does, and marks the image failed)."""
+    data = bytearray(jpeg(64, 48, seed=5))
+    scan = data.index(b"\xff\xda")
+    data[scan + 6] = 0x33  # the first component's DC/AC tables: 3 and 3, never defined
+    return bytes(data)
+
+
 def png(width: int = 32, height: int = 32, color=(10, 200, 10, 255), mode: str = "RGBA") -> bytes:
     buffer = io.BytesIO()
     Image.new(mode, (width, height), color).save(buffer, "PNG")

@@ -6,7 +6,7 @@ import pytest
 
 from imagescan.platetext import normalize_plate
 from tests.conftest import shared_data, wait_for_status
-from tests.imagefactory import jpeg, with_gps
+from tests.imagefactory import jpeg, undecodable_but_whole_jpeg, with_gps
 
 # A Brazilian photo whose plate the default engine reads right (see bench/plates.py).
 PLATE_PHOTO = ("plates", "br", "AYO9034.jpg")
@@ -130,6 +130,19 @@ def test_image_the_worker_cannot_decode_ends_failed_with_a_reason(app, settings,
     # The worker goes on: the next image is analysed.
     md5 = client.put("/image/after.jpg", data=jpeg(seed=13)).get_json()["hash"]
     assert wait_for_status(client, md5)["status"] == "done"
+
+
+def test_a_whole_jpeg_whose_pixels_cannot_be_decoded_is_accepted_then_failed(client, start_worker):
+    """The REST checks a JPEG's structure, not its compressed pixels: the worker's full
+    decode finds what is wrong inside, and the record says so (the upload is not lost)."""
+    data = undecodable_but_whole_jpeg()
+    response = client.put("/image/inside-broken.jpg", data=data)
+    assert response.status_code == 200
+    start_worker()
+    document = wait_for_status(client, response.get_json()["hash"])
+    assert document["status"] == "failed"
+    assert "corrupt or truncated JPEG" in document["error"]
+    assert document["names"] == ["inside-broken.jpg"]
 
 
 def test_upload_answers_503_when_the_broker_is_down(settings, worker_services):

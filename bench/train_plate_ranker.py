@@ -3,15 +3,18 @@
     .venv/bin/python bench/train_plate_ranker.py                 # fixed rule: writes ranker_weights.py
     .venv/bin/python bench/train_plate_ranker.py --rule fresh --out /tmp/fresh.json
 
-Every photo of the sets is run once through the engine (--collect) and the
-features of every candidate of every text line it read are kept (in --cache: the
-OCR is the slow part). A candidate is
+Every photo of the sets is run once through the engine (--collect) and what the
+recogniser saw of every text line it read (its per-frame probabilities for each
+crop, and the line's geometry) is kept in --cache: the OCR is the slow part, and
+the candidates and their features are derived from the cache each run, so changes
+to candidate generation are trained and judged without new OCR. A candidate is
 positive when it equals the labelled plate. The regression is fitted on the tune
 photos of the chosen split rule (bench/plates.py), then its output is calibrated
-(pool-adjacent-violators over the lines' best candidates: the probability that a
-line's best reading is the plate) on the same photos. The script prints top-1 of
-the hand-set score and of the model on the tune and held-out photos (best
-candidate over all lines of a photo), and the held-out reliability table.
+(pool-adjacent-violators over the lines' best candidates, smoothed by a logistic
+curve on its log odds as a prior, see plate_calibration.py: the probability that
+a line's best reading is the plate) on the same photos. The script prints top-1 of the hand-set score and of the model on the tune and
+held-out photos (best candidate over all lines of a photo), and the held-out
+reliability table.
 
 Training data: the labelled photos of ../shared/data/plates (openalpr/benchmarks,
 AGPL-3.0 data; see that folder's README); only the weights are shipped.
@@ -31,42 +34,97 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from PIL import Image
+from plate_calibration import calibration
 from plates import DEFAULT_DATA, SETS, SPLIT_SALTS, load_samples, split_of
 
 from imagescan.analyzers import load_plate_recognizer
-from imagescan.analyzers.plates.ranking import FEATURES, Ranker
+from imagescan.analyzers.plates.ranking import (
+    FEATURES,
+    TEXT_FEATURES,
+    Ranker,
+    line_features,
+    reading_candidates,
+)
 
 WEIGHTS_FILE = REPO_ROOT / "imagescan" / "analyzers" / "plates" / "ranker_weights.py"
 L2 = 1.0  # ridge penalty on the standardised weights
-CALIBRATION_BINS = 12
+# Prior on the effect of the text's own shape (all letters, all digits, short, ...),
+# in log odds per unit of the feature: a shape the tune photos rarely hold (a two-
+# character or all-digit plate) cannot rule a reading out on a handful of examples.
+SHAPE_PRIOR_SD = 1.0
 CHOICE_STEPS, CHOICE_RATE = 400, 0.5
 
 
 def collect(data: Path, sets: list[str], cache: Path, part: tuple[int, int], others: list[Path]) -> list[dict]:
-    """Per photo: set, name, truth, and every line the engine read (texts, feature rows).
+    """Per photo: set, name, truth, and every line the engine read, as the recogniser's
+    folded per-frame probabilities of each crop and the line's geometry.
 
+    The candidates and their features are derived from these at training time
+    (`derived`), so a change to candidate generation or features needs no new OCR.
     The engine runs as configured (its passes decided by the ranker it ships with);
     every photo is added to the cache as soon as it is read, so a run can resume.
     """
-    photos = pickle.loads(cache.read_bytes()) if cache.is_file() else []
-    done = {(p["set"], p["name"]) for c in [cache, *others] if c.is_file() for p in pickle.loads(c.read_bytes())}
+    from imagescan.analyzers.plates import rapid
+
+    photos = load_cache(cache)
+    done = {(p["set"], p["name"]) for c in [cache, *others] for p in load_cache(c)}
     engine = load_plate_recognizer("rapidocr")
-    for set_name in sets:
-        for index, sample in enumerate(load_samples(data / set_name)):
-            if (set_name, sample.image.name) in done or index % part[1] != part[0]:
-                continue
-            lines: list = []
+    pending: list = []
+    lines: list = []
+    reading_candidates, line_features = rapid.reading_candidates, rapid.line_features
 
-            def observe(quad, texts, rows, lines=lines):
-                if texts:
-                    lines.append((texts, rows))
+    def record_reading(frame_probs, region):
+        pending.append(np.array(frame_probs, dtype=np.float32))
+        return reading_candidates(frame_probs, region)
 
-            engine.observer = observe
-            with Image.open(sample.image) as opened:
-                engine.recognize(opened.convert("RGB"))
-            photos.append({"set": set_name, "name": sample.image.name, "truth": sample.plate, "lines": lines})
-            cache.write_bytes(pickle.dumps(photos))
-            print(f"  {set_name}/{sample.image.name}: {len(lines)} lines", file=sys.stderr)
+    def record_line(readings, line):
+        lines.append((list(pending), line))
+        pending.clear()
+        return line_features(readings, line)
+
+    rapid.reading_candidates, rapid.line_features = record_reading, record_line
+    try:
+        for set_name in sets:
+            for index, sample in enumerate(load_samples(data / set_name)):
+                if (set_name, sample.image.name) in done or index % part[1] != part[0]:
+                    continue
+                lines.clear()
+                with Image.open(sample.image) as opened:
+                    engine.recognize(opened.convert("RGB"))
+                photo = {"set": set_name, "name": sample.image.name, "truth": sample.plate, "raw": list(lines)}
+                photos.append(photo)
+                with cache.open("ab") as stream:
+                    pickle.dump(photo, stream)
+                print(f"  {set_name}/{sample.image.name}: {len(lines)} lines", file=sys.stderr)
+    finally:
+        rapid.reading_candidates, rapid.line_features = reading_candidates, line_features
+    return photos
+
+
+def load_cache(cache: Path) -> list[dict]:
+    """The photos pickled one after another into `cache` (none when it does not exist)."""
+    photos = []
+    if cache.is_file():
+        with cache.open("rb") as stream:
+            while True:
+                try:
+                    photos.append(pickle.load(stream))
+                except EOFError:
+                    return photos
+    return photos
+
+
+def derived(photos: list[dict], region: str = "auto") -> list[dict]:
+    """The photos with each line's candidates and feature rows ("lines") computed by the
+    current candidate generation from the cached recogniser output."""
+    for photo in photos:
+        lines = []
+        for readings, line in photo["raw"]:
+            found = [r for r in (reading_candidates(f, region) for f in readings) if r]
+            texts, rows = line_features(found, line)
+            if texts:
+                lines.append((texts, rows))
+        photo["lines"] = lines
     return photos
 
 
@@ -79,13 +137,25 @@ def stacked(photos: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack(rows), np.asarray(labels, dtype=np.float64)
 
 
-def fit_logistic(rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Ridge logistic regression by Newton's method on standardised features."""
+def fit_logistic(
+    rows: np.ndarray, labels: np.ndarray, shape_sd: float = SHAPE_PRIOR_SD
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Ridge logistic regression by Newton's method on standardised features.
+
+    The text-shape features' weights are shrunk in their own units (a Gaussian prior
+    of sd `shape_sd` on the log odds per unit), not in standard deviations: a shape
+    seen in one candidate of a hundred has a tiny deviation, and a penalty in those
+    units would let it take any weight the few examples suggest.
+    """
     mean, scale = rows.mean(axis=0), rows.std(axis=0)
     scale[scale < 1e-9] = 1.0
     x = np.hstack([(rows - mean) / scale, np.ones((len(rows), 1))])
     weights = np.zeros(x.shape[1])
     penalty = np.full(x.shape[1], L2)
+    if shape_sd > 0:
+        for name in TEXT_FEATURES:
+            j = FEATURES.index(name)
+            penalty[j] = max(L2, 1.0 / (shape_sd * scale[j]) ** 2)
     penalty[-1] = 0.0  # the bias is not shrunk
     for _ in range(50):
         p = 1.0 / (1.0 + np.exp(-np.clip(x @ weights, -30, 30)))
@@ -141,26 +211,6 @@ def line_bests(photos: list[dict], ranker: Ranker, calibrated: bool) -> tuple[np
     return np.asarray(scores), np.asarray(right, dtype=np.float64)
 
 
-def isotonic(scores: np.ndarray, right: np.ndarray) -> tuple[list[float], list[float]]:
-    """Pool-adjacent-violators on quantile bins: a monotone score -> precision table."""
-    order = np.argsort(scores)
-    bins = [b for b in np.array_split(order, CALIBRATION_BINS) if len(b)]
-    blocks = [[float(scores[b].mean()), float(right[b].sum()), len(b)] for b in bins]
-    merged: list[list[float]] = []
-    for block in blocks:
-        merged.append(block)
-        while len(merged) > 1 and merged[-2][1] / merged[-2][2] > merged[-1][1] / merged[-1][2]:
-            last = merged.pop()
-            head = merged[-1]
-            head[0] = (head[0] * head[2] + last[0] * last[2]) / (head[2] + last[2])
-            head[1] += last[1]
-            head[2] += last[2]
-    xs = [0.0] + [round(b[0], 6) for b in merged] + [1.0]
-    ys = [0.0] + [round(b[1] / b[2], 4) for b in merged]
-    ys.append(ys[-1])
-    return xs, ys
-
-
 def top1(photos: list[dict], ranker: Ranker, use_raw_vote: bool = False) -> float:
     """Share of photos whose best candidate over all lines is the plate."""
     hits = 0
@@ -184,20 +234,21 @@ def reliability(photos: list[dict], ranker: Ranker) -> None:
             print(f"  {low:.1f}-{min(high, 1):.1f}     {chosen.sum():5d}  {right[chosen].mean():.2f}")
 
 
-def write_weights(ranker: Ranker, rule: str) -> None:
+def write_weights(ranker: Ranker, rule: str, shape_sd: float) -> None:
     fields = ranker.to_dict()
     lines = [
         '"""Weights of the plate candidate ranker (ranking.Ranker).',
         "",
-        f"Written by bench/train_plate_ranker.py (logistic regression, L2 {L2}) on the tune",
-        f"photos of the {rule!r} split of ../shared/data/plates. Do not edit by hand.",
+        f"Written by bench/train_plate_ranker.py (logistic regression, L2 {L2}, text-shape",
+        f"prior sd {shape_sd}; calibration: bins with a smooth prior) on the tune photos of the",
+        f"{rule!r} split of ../shared/data/plates. Do not edit by hand.",
         '"""',
         "",
         f"FEATURES = {tuple(fields['features'])!r}",
     ]
     for key in ("mean", "scale", "weights", "bias", "calibration_in", "calibration_out"):
         value = fields[key]
-        value = [round(v, 6) for v in value] if isinstance(value, list) else round(value, 6)
+        value = [float(f"{v:.6g}") for v in value] if isinstance(value, list) else float(f"{value:.6g}")
         lines.append(f"{key.upper()} = {value!r}")
     WEIGHTS_FILE.write_text("\n".join(lines) + "\n")
 
@@ -210,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--collect", nargs="*", help="only read these sets' photos into --cache")
     parser.add_argument("--part", default="0/1", help="k/n: collect only every n-th photo from the k-th")
     parser.add_argument("--caches", type=Path, nargs="*", help="train on these caches (default: --cache)")
+    parser.add_argument("--shape-sd", type=float, default=SHAPE_PRIOR_SD, help="0: shapes shrunk like the rest")
     parser.add_argument("--model", choices=("logistic", "choice"), default="logistic")
     parser.add_argument("--out", type=Path, help="write the ranker here as JSON instead of ranker_weights.py")
     args = parser.parse_args(argv)
@@ -217,10 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.collect:
         collect(args.data, args.collect, args.cache, tuple(map(int, args.part.split("/"))), args.caches or [])
         return 0
-    photos = [p for cache in args.caches or [args.cache] for p in pickle.loads(cache.read_bytes())]
+    photos = derived([p for cache in args.caches or [args.cache] for p in load_cache(cache)])
     tune = [p for p in photos if split_of(p["name"], args.rule) == "tune"]
     holdout = [p for p in photos if split_of(p["name"], args.rule) == "holdout"]
-    mean, scale, weights, bias = fit_logistic(*stacked(tune))
+    mean, scale, weights, bias = fit_logistic(*stacked(tune), args.shape_sd)
     if args.model == "choice":
         # Only the ranking of a photo's candidates is learnt; the logistic fit's bias and
         # the calibration below turn the scores into probabilities.
@@ -229,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         logits = ((rows - mean) / scale) @ weights
         bias = float(np.log(labels.mean() / (1 - labels.mean())) - np.median(logits))
     ranker = Ranker(mean, scale, weights, bias, [0.0, 1.0], [0.0, 1.0])
-    ranker = Ranker(mean, scale, weights, bias, *isotonic(*line_bests(tune, ranker, calibrated=False)))
+    ranker = Ranker(mean, scale, weights, bias, *calibration(*line_bests(tune, ranker, calibrated=False)))
     print(f"{args.rule} split: {len(tune)} tune photos, {len(holdout)} held out")
     print("weights (standardised):")
     for name, weight in sorted(zip(FEATURES, weights), key=lambda item: -abs(item[1])):
@@ -251,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
 
         args.out.write_text(json.dumps(ranker.to_dict()))
     else:
-        write_weights(ranker, args.rule)
+        write_weights(ranker, args.rule, args.shape_sd)
     return 0
 
 

@@ -117,6 +117,7 @@ def reading_candidates(frame_probs: np.ndarray, region: str) -> dict[str, _Deriv
     found: dict[str, _Derivation] = {}
     for rank, (text, prob) in enumerate(alternatives(chars)):
         for variant, variant_prob, trimmed in _trimmed(text, prob, [c.prob for c in chars]):
+            variant = grammar.zero_between_digits(variant)  # the same glyph, as read
             if not grammar.is_plate_shaped(variant, region):
                 continue
             relative = variant_prob / max(best_prob, 1e-12)
@@ -147,7 +148,9 @@ def line_features(
     votes = {t: sum(r[t].score for r in readings if t in r) / len(readings) for t in texts}
     ordered = sorted(texts, key=votes.__getitem__, reverse=True)
     rows = []
-    for rank, text in enumerate(ordered):
+    for text in ordered:
+        # Equal scores share a rank (O and 0 spellings of one reading).
+        rank = sum(votes[other] > votes[text] * (1.0 + 1e-9) for other in ordered)
         best = max((r[text] for r in readings if text in r), key=lambda d: d.score)
         rows.append(
             [
@@ -255,4 +258,7 @@ def _grammar_fits(text: str, region: str) -> list[tuple[str, float, int, bool]]:
     fits = [(m.text, m.prior, m.swaps, False) for m in matches]
     if not any(m.swaps == 0 for m in matches):
         fits.append((text, OFF_GRAMMAR_PRIOR, 0, True))
+        zeros = grammar.o_as_zero(text)
+        if zeros != text:
+            fits.append((zeros, OFF_GRAMMAR_PRIOR, 0, True))
     return fits

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 
-MATCH_MIDPOINT = 0.554
-MATCH_SLOPE = 63.6
+MATCH_MIDPOINT = 0.546
+MATCH_SLOPE = 62.1
 
 
 def match_confidence(distance: float) -> float:

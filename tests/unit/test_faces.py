@@ -226,3 +226,40 @@ def test_match_confidence_falls_with_distance():
     assert values == sorted(values, reverse=True)
     assert values[0] > 0.99 and values[-1] < 0.01
     assert 0.5 < match_confidence(TOLERANCE) < 1.0  # a match at the tolerance is more likely right
+
+
+@needs_photos
+def test_encodings_are_repeatable(recognizer):
+    """The chips are moved by a fixed set of shifts, not dlib's random jitter: the same pixels
+    give the same encoding, in one recognizer and in another."""
+    image = photo("lfw/Tony_Blair_0004.jpg")
+    [first] = recognizer.detect(image)
+    [again] = recognizer.detect(image)
+    [other] = load_face_recognizer("dlib").detect(image)
+    assert first.encoding == again.encoding == other.encoding
+
+
+@needs_photos
+def test_shifted_chips_are_the_aligned_chip_moved(recognizer):
+    """Each chip is dlib's aligned 150-pixel chip (same scale and centre) moved `shift` pixels."""
+    import dlib
+
+    pixels = np.asarray(photo("openface/clapton-1.jpg"))
+    [(top, right, bottom, left)] = recognizer._fr.face_locations(pixels)
+    landmarks = recognizer._landmarks[1](pixels, dlib.rectangle(left, top, right, bottom))
+    aligned = dlib.get_face_chip(pixels, landmarks, 150, 0.25).astype(np.float64)
+    shift = recognizer.shift
+    up, down, leftward, rightward = (chip.astype(np.float64) for chip in recognizer._shifted_chips(pixels, landmarks))
+    assert up.shape == aligned.shape == (150, 150, 3)
+    # moved up: the chip shows what lies `shift` pixels above the aligned one, and so on
+    inner = slice(2 * shift, 150 - 2 * shift)
+    pairs = [(up[shift:], aligned[:-shift]), (down[:-shift], aligned[shift:]),
+             (leftward[:, shift:], aligned[:, :-shift]), (rightward[:, :-shift], aligned[:, shift:])]
+    for moved, expected in pairs:
+        assert np.abs(moved[inner, inner] - expected[inner, inner]).mean() < 2  # of 255: resampling only
+    assert np.abs(up[inner, inner] - aligned[inner, inner]).mean() > 6  # and not the aligned chip itself
+
+
+def test_shift_must_be_small():
+    with pytest.raises(ValueError):
+        load_face_recognizer("dlib", shift=40)

@@ -129,9 +129,10 @@ def analysis_in_this_process(settings):
     """decode + plates + faces of one photo, with the worker's engines and settings, warmed up."""
     from imagescan import imaging
     from imagescan.analyzers import load_face_recognizer, load_plate_recognizer
+    from imagescan.analyzers.kinds.faces import engine_options
 
     plates = load_plate_recognizer(settings.plate_engine, region=settings.plate_region)
-    faces = load_face_recognizer(settings.face_engine, max_side=settings.face_max_side)
+    faces = load_face_recognizer(settings.face_engine, **engine_options(settings))
 
     def analyse(data: bytes) -> None:
         decoded = imaging.decode(data, settings.max_image_pixels)

@@ -27,12 +27,22 @@ def test_environment_overrides_and_lists():
     "env",
     [{"PORT": "http"}, {"PORT": "0"}, {"ALLOW_PRIVATE_URLS": "maybe"}, {"BLOB_STORE": "s3"},
      {"BLOB_STORE": "dir"}, {"FACE_TOLERANCE": "7"}, {"FACE_SEARCH": "tier"}, {"FACE_SEARCH": "faiss"},
-     {"FACE_TIER_SHARD": "2", "FACE_TIER_SHARDS": "2"}, {"FACE_TIER_SHARDS": "65"}],
+     {"FACE_TIER_SHARD": "2", "FACE_TIER_SHARDS": "2"}, {"FACE_TIER_SHARDS": "65"},
+     {"FACE_ENCODING_SHIFT": "16"}, {"FACE_ENCODING_SHIFT": "-1"}],
 )
 def test_bad_settings_fail_with_the_variable_named(env):
     with pytest.raises(ConfigError) as error:
         Settings.from_env(env)
     assert any(name in str(error.value) for name in env)
+
+
+def test_the_face_settings_reach_the_dlib_engine_only():
+    from imagescan.analyzers.kinds.faces import engine_options
+
+    settings = Settings.from_env({"FACE_ENCODING_SHIFT": "0", "FACE_MAX_SIDE": "900"})
+    assert engine_options(settings) == {"max_side": 900, "shift": 0}
+    assert engine_options(Settings.from_env({})) == {"max_side": 1280, "shift": 3}
+    assert engine_options(Settings.from_env({"FACE_ENGINE": "none"})) == {}
 
 
 def test_secrets_stay_out_of_repr():

@@ -12,12 +12,18 @@ from .. import FaceFound, FaceRecognizer, load_face_recognizer
 from ..base import EngineAnalyzer
 
 
+def engine_options(settings) -> dict:
+    """The face engine's options that settings choose (only the dlib engine has any)."""
+    if settings.face_engine != "dlib":
+        return {}
+    return {"max_side": settings.face_max_side, "shift": settings.face_encoding_shift}
+
+
 class FacesAnalyzer(EngineAnalyzer):
     name = "faces"  # needs the pixels
 
     def load_engine(self, settings) -> FaceRecognizer:
-        options = {"max_side": settings.face_max_side} if settings.face_engine == "dlib" else {}
-        return load_face_recognizer(settings.face_engine, **options)
+        return load_face_recognizer(settings.face_engine, **engine_options(settings))
 
     def analyze(self, pixels) -> list[FaceFound]:
         return self.engine.detect(pixels)

@@ -86,3 +86,12 @@ def test_detector_input_keeps_per_channel_normalisation():
     image = np.random.default_rng(3).integers(0, 256, (4, 6, 3), dtype=np.uint8)
     expected = Preprocess().normalize(image).transpose(2, 0, 1)[None].astype(np.float32)
     assert np.array_equal(models.DetectorInput(Preprocess())(image), expected)
+
+
+def test_recogniser_input_table_is_the_per_pixel_normalisation():
+    from imagescan.analyzers.plates.rapid import REC_INPUT
+
+    crop = np.random.default_rng(5).integers(0, 256, (48, 77, 3), dtype=np.uint8)
+    crop[0, :, :] = np.arange(77)[:, None] * 3 + np.arange(3)  # and a run of distinct bytes
+    expected = (crop.astype(np.float32).transpose(2, 0, 1) / 255.0 - 0.5) / 0.5
+    assert np.array_equal(np.take(REC_INPUT, crop.transpose(2, 0, 1)), expected)

@@ -70,7 +70,7 @@ class DetectorInput:
     """The detector's input batch for a BGR image, as rapidocr's own preprocessing makes it.
 
     rapidocr scales the image to multiples of 32 pixels and normalises it in float64
-    ((pixel / 255 - mean) / std, cast to float32), a tenth of a quick detector pass. The
+    ((pixel / 255 - mean) / std, cast to float32), about a seventh of a quick detector pass. The
     normalised value depends only on the byte and the channel, so one lookup table per
     channel, filled by rapidocr's own normalisation, gives the same numbers for a fraction
     of the cost (tests/unit/test_plate_models.py compares the two).

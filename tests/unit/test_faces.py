@@ -178,9 +178,50 @@ def test_large_images_are_not_upsampled_for_detection(monkeypatch, recognizer):
     )
     recognizer.detect(Image.new("RGB", (1280, 720)))
     recognizer.detect(Image.new("RGB", (200, 100)))
-    assert calls[0] == ((720, 1280, 3), 0)
+    assert calls[0] == ((720, 1280), 0)
     # the small one: upsampled once, with a margin of a quarter of its long side
-    assert calls[1] == ((200, 300, 3), 1)
+    assert calls[1] == ((200, 300), 1)
+
+
+@needs_photos
+def test_faces_are_found_on_the_grey_image_and_encoded_from_the_colour_one(monkeypatch, recognizer):
+    scanned, encoded = [], []
+    locate, encoder = recognizer._fr.face_locations, recognizer._encoder
+
+    class RecordingEncoder:  # dlib's encoder is a C++ object: wrapped, not patched
+        def compute_face_descriptor(self, chips):
+            encoded.extend(chip.shape for chip in chips)
+            return encoder.compute_face_descriptor(chips)
+
+    monkeypatch.setattr(
+        recognizer._fr, "face_locations", lambda pixels, **options: scanned.append(pixels.ndim) or locate(pixels, **options)
+    )
+    monkeypatch.setattr(recognizer, "_encoder", RecordingEncoder())
+    faces = recognizer.detect(photo("face_recognition/examples_knn_examples_test_obama_and_biden.jpg"))
+    assert len(faces) == 3
+    assert scanned == [2]  # one grey scan
+    assert encoded and set(encoded) == {(150, 150, 3)}  # colour chips
+
+
+@needs_photos
+@pytest.mark.parametrize(
+    "name",
+    [
+        "face_recognition/examples_knn_examples_test_obama_and_biden.jpg",
+        "face_recognition/examples_obama-1080p.jpg",
+        "face_recognition/tests_test_images_obama_partial_face.jpg",
+        "openface/lennon-1.jpg",
+    ],
+)
+def test_grey_detection_finds_the_faces_colour_detection_finds(recognizer, name):
+    """The same faces, in nearly the same boxes (the detector's steps are a few pixels)."""
+    colour = load_face_recognizer("dlib", grey_detection=False)
+    grey_faces, colour_faces = recognizer.detect(photo(name)), colour.detect(photo(name))
+    assert len(grey_faces) == len(colour_faces) > 0
+    for grey, seen in zip(grey_faces, colour_faces):
+        assert abs(grey.box.x - seen.box.x) <= 0.25 * seen.box.w
+        assert abs(grey.box.y - seen.box.y) <= 0.25 * seen.box.h
+        assert 0.75 <= grey.box.w / seen.box.w <= 1.33
 
 
 @needs_photos

@@ -26,7 +26,7 @@ from PIL import Image
 
 from imagescan.analyzers import Box, Candidate, PlateRead
 from imagescan.analyzers.plates import geometry, grammar
-from imagescan.analyzers.plates.models import load_models
+from imagescan.analyzers.plates.models import DetectorInput, load_models
 from imagescan.analyzers.plates.ranking import (
     MAX_CANDIDATES,
     LineGeometry,
@@ -39,6 +39,9 @@ from imagescan.analyzers.plates.reading import Folding
 REC_HEIGHT = 48  # input height of the PP-OCR recogniser
 MAX_REC_WIDTH = 480  # a plate line is short; wider lines are not plates
 REC_BATCH = 6  # crops read together (of similar width, see _read)
+# The recogniser's input value of each byte, (byte / 255 - 0.5) / 0.5, computed once
+# with the same float32 operations as per pixel.
+REC_INPUT = (np.arange(256, dtype=np.float32) / 255.0 - 0.5) / 0.5
 
 
 class RapidOcrPlateRecognizer:
@@ -111,6 +114,7 @@ class RapidOcrPlateRecognizer:
         self.full_pass_below = float(full_pass_below)
         self.ranker = ranker or Ranker.shipped()
         self._detector, self._recognizer = load_models(int(threads), detector)
+        self._detector_input = DetectorInput(self._detector.get_preprocess())
         self._fold = Folding(list(self._recognizer.postprocess_op.character))
         # Called with (quad, candidate texts, feature rows) for every line read:
         # bench/train_plate_ranker.py collects its training data through it.
@@ -196,7 +200,7 @@ class RapidOcrPlateRecognizer:
                 bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
             )
         )
-        batch = self._detector.get_preprocess()(seen)
+        batch = self._detector_input(seen)
         if batch is None:
             return [], None
         prediction = self._detector.session(batch)
@@ -250,7 +254,7 @@ class RapidOcrPlateRecognizer:
         batch = np.zeros((len(crops), 3, REC_HEIGHT, max(widths)), dtype=np.float32)
         for i, (crop, width) in enumerate(zip(crops, widths)):
             resized = cv2.resize(crop, (width, REC_HEIGHT), interpolation=cv2.INTER_CUBIC)
-            batch[i, :, :, :width] = (resized.astype(np.float32).transpose(2, 0, 1) / 255.0 - 0.5) / 0.5
+            batch[i, :, :, :width] = np.take(REC_INPUT, resized.transpose(2, 0, 1))
         probs = self._recognizer.session(batch)
         folded = self._fold(probs)
         # Frames beyond a crop's own width are padding: cut them off.

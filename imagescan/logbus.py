@@ -75,10 +75,17 @@ class JsonFormatter(logging.Formatter):
 class _Handover:
     """Records from any thread to one background thread. Putting one is an append to a deque:
     no lock, no wake-up of the taker, who looks every HANDOVER_SECONDS. At most _QUEUE_SIZE
-    wait (losing a log line beats blocking a request)."""
+    wait (losing a log line beats blocking a request).
+
+    The taker also waits out the rest of HANDOVER_SECONDS after a take, unless a whole batch
+    is waiting: under steady load records keep arriving, and a taker that came straight back
+    found one or two each time, paying a write, a flush and a socket flush per record, and
+    taking the interpreter's lock from the request threads as often (measured: /healthz cost
+    0.62 ms of CPU at INFO against 0.40 ms with the log lines off)."""
 
     def __init__(self):
         self._records: collections.deque = collections.deque()
+        self._last_take = 0.0
 
     def put(self, record) -> None:
         if len(self._records) < _QUEUE_SIZE:
@@ -86,8 +93,13 @@ class _Handover:
 
     def take(self, stop: threading.Event | None = None) -> list:
         """What has gathered (up to _BATCH records), waiting for at least one unless stopped."""
+        stopping = stop is not None and stop.is_set()
+        rest = self._last_take + HANDOVER_SECONDS - time.monotonic()
+        if rest > 0 and len(self._records) < _BATCH and not stopping:
+            time.sleep(rest)
         while not self._records and not (stop is not None and stop.is_set()):
             time.sleep(HANDOVER_SECONDS)
+        self._last_take = time.monotonic()
         taken = []
         while self._records and len(taken) < _BATCH:
             taken.append(self._records.popleft())
@@ -97,7 +109,19 @@ class _Handover:
         return bool(self._records)
 
 
-class LogBusHandler(logging.Handler):
+class _LockFreeHandler(logging.Handler):
+    """A handler whose emit only appends to a deque (thread-safe on its own): the handler lock
+    `logging.Handler.handle` takes around every emit is skipped, since request threads would
+    otherwise queue for it on every log call."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if self.filter(record):
+            self.emit(record)
+            return True
+        return False
+
+
+class LogBusHandler(_LockFreeHandler):
     """Publishes each record on `<hostname>.<service>.<debug|info>` of the `logs` exchange."""
 
     def __init__(self, settings: Settings, service: str):
@@ -150,7 +174,7 @@ class LogBusHandler(logging.Handler):
             channel.connection.process_data_events(time_limit=0)  # sends all that is queued
 
 
-class _ToStderrThread(logging.Handler):
+class _ToStderrThread(_LockFreeHandler):
     """Passes the record as it is to the stderr thread (formatting happens there)."""
 
     def __init__(self, records: _Handover):
@@ -229,8 +253,19 @@ def _flush_stderr() -> None:
         _stderr_writer.stop()  # writes what is still handed over
 
 
+def _skip_unused_record_fields() -> None:
+    """The JSON lines carry none of the caller's file and line, thread or process names: not
+    looking them up for every record (the logging HOWTO's "Optimization" switches) saves
+    a stack walk and several calls on each log call of a request thread."""
+    logging._srcfile = None  # no findCaller() stack walk
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def configure_logging(settings: Settings, service: str, *, to_broker: bool = True) -> None:
     """JSON lines on stderr (for `kubectl logs` of this pod) and on the `logs` exchange."""
+    _skip_unused_record_fields()
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(settings.log_level)

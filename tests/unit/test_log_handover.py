@@ -53,3 +53,20 @@ def test_the_handover_keeps_at_most_its_bound_and_gives_batches(monkeypatch):
     assert handover.take() == [0, 1, 2, 3]
     assert handover.take() + handover.take() == [4, 5, 6, 7, 8, 9]
     assert not handover
+
+
+def test_the_taker_waits_out_the_handover_interval_unless_a_whole_batch_waits(monkeypatch):
+    """Under steady load records keep arriving: a taker that came straight back would take
+    them one or two at a time, paying a write and a flush for each."""
+    monkeypatch.setattr(logbus, "_BATCH", 4)
+    slept = []
+    monkeypatch.setattr(logbus.time, "sleep", slept.append)
+    handover = logbus._Handover()
+    handover.put(0)
+    assert handover.take() == [0] and slept == []  # the first take does not wait
+    handover.put(1)
+    assert handover.take() == [1]
+    assert len(slept) == 1 and 0 < slept[0] <= logbus.HANDOVER_SECONDS  # paced
+    for i in range(4):
+        handover.put(i)
+    assert handover.take() == [0, 1, 2, 3] and len(slept) == 1  # a whole batch: taken at once

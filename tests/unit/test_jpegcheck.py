@@ -107,3 +107,10 @@ def test_what_the_structure_check_lets_through_the_full_decode_refuses():
     with pytest.raises(imaging.ImageRejected) as refused:
         imaging.decode(data, 10**7)
     assert refused.value.status == 400
+
+
+def test_a_file_of_endless_tiny_segments_is_refused_without_walking_it_all():
+    data = WHOLE["baseline"]
+    padding = b"\xff\xfe\x00\x02" * 2_000_000  # 8 MB of empty comment segments
+    with pytest.raises(JpegStructureError, match="segments"):
+        check_jpeg(data[:2] + padding + data[2:])

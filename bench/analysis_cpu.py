@@ -33,24 +33,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from plates import parse_options  # the plate bench's -o KEY=VALUE parsing
+
 from imagescan import imaging
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "plates"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
-
-
-def options_of(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        for cast in (int, float):
-            try:
-                value = cast(value)
-                break
-            except ValueError:
-                continue
-        options[key] = value
-    return options
 
 
 def baseline_package(revision: str, folder: Path) -> str:
@@ -119,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if not photos:
         print("no photos", file=sys.stderr)
         return 2
-    current = Engines("imagescan", options_of(args.option), options_of(args.face_option))
+    current = Engines("imagescan", parse_options(args.option), parse_options(args.face_option))
     with tempfile.TemporaryDirectory() as folder:
         baseline = (
             Engines(baseline_package(args.baseline, Path(folder)), {}, {}) if args.baseline else None

@@ -239,12 +239,13 @@ def test_vanity_lengths_follow_the_region():
 # -- vanity plates: all letters, all digits ---------------------------------------------------
 
 
-def rendered_plate(text: str) -> Image.Image:
+def rendered_plate(text: str, plate_width: int = 260, font_size: int = 64) -> Image.Image:
     """A light plate with dark text on a darker car, drawn with Pillow's own font."""
     image = Image.new("RGB", (640, 400), (70, 80, 95))
     draw = ImageDraw.Draw(image)
-    draw.rectangle((190, 150, 450, 280), fill=(245, 245, 240), outline=(30, 30, 30), width=4)
-    draw.text((320, 218), text, fill=(20, 30, 90), font=ImageFont.load_default(size=64), anchor="mm")
+    left = 320 - plate_width // 2
+    draw.rectangle((left, 150, left + plate_width, 280), fill=(245, 245, 240), outline=(30, 30, 30), width=4)
+    draw.text((320, 218), text, fill=(20, 30, 90), font=ImageFont.load_default(size=font_size), anchor="mm")
     return image
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
 
 from imagescan.analyzers import load_plate_recognizer
 from imagescan.analyzers.plates import grammar, ranking
@@ -18,6 +17,8 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 import plate_calibration
 import train_plate_ranker
+
+from tests.unit.test_plates import rendered_plate
 
 # -- a letter O between digits is a zero ------------------------------------------------------
 
@@ -93,20 +94,12 @@ def test_a_mixed_reading_off_the_templates_offers_both_spellings_equally():
     assert ranks["HLOKTY1"] == ranks["HL0KTY1"]  # equal scores share a rank
 
 
-def rendered(text: str) -> Image.Image:
-    image = Image.new("RGB", (640, 400), (70, 80, 95))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle((170, 150, 470, 280), fill=(245, 245, 240), outline=(30, 30, 30), width=4)
-    draw.text((320, 218), text, fill=(20, 30, 90), font=ImageFont.load_default(size=56), anchor="mm")
-    return image
-
-
 @pytest.mark.parametrize("region", ["us", "auto"])
 def test_an_all_digit_plate_with_round_zeros_is_read_with_zeros(region):
     # Pillow's font draws 0 as round as an O: the recogniser reads 1O49338. Under
     # `auto` the EU template LLDDDDD (IO49338) is no prior: the reading fits a US one.
     recognizer = load_plate_recognizer("rapidocr", region=region)
-    reads = recognizer.recognize(rendered("1049338"))
+    reads = recognizer.recognize(rendered_plate("1049338", plate_width=300, font_size=56))
     assert reads and reads[0].plate == "1049338"
     assert all("1O4" not in c.plate for c in reads[0].candidates)
 

@@ -59,6 +59,11 @@ def photos(limit: int) -> list[bytes]:
     return [path.read_bytes() for path in sorted(PHOTOS.glob("*.jpg"))[:limit]]
 
 
+def upload_photo() -> bytes:
+    """The photo nearest 107 KB: the size of the uploads the first figures were taken with."""
+    return min(PHOTOS.glob("*.jpg"), key=lambda path: abs(path.stat().st_size - 107_000)).read_bytes()
+
+
 def thumbnail(photo: bytes, width: int = 320) -> bytes:
     image = Image.open(io.BytesIO(photo))
     image.thumbnail((width, width))
@@ -98,8 +103,7 @@ def cpu_note(measured: dict, reference: dict) -> str:
 def ingest_rows(stack, settings, rest, bare, args, pids) -> list[tuple]:
     body_dir = stack.root / "bodies"
     body_dir.mkdir()
-    # The photo nearest 107 KB: the size of the uploads the first figures were taken with.
-    photo = min(PHOTOS.glob("*.jpg"), key=lambda path: abs(path.stat().st_size - 107_000)).read_bytes()
+    photo = upload_photo()
     lines = []
     for i in range(args.bodies):
         path = body_dir / f"{i}.jpg"

@@ -18,12 +18,13 @@ import collections
 import json
 import logging
 import os
+import struct
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 
 import pika
+from pika import frame, spec
 
 from . import backoff, topology
 from .broker import BROKER_ERRORS, connect
@@ -45,9 +46,26 @@ def record_to_json(record: logging.LogRecord, service: str, hostname: str) -> st
     return text
 
 
+_encode = json.JSONEncoder(default=str).encode  # one encoder: json.dumps(default=) makes one per call
+_second_text = (0, "1970-01-01T00:00:00")  # the last second formatted, and its text
+
+
+def _timestamp(created: float) -> str:
+    """ISO 8601 in UTC with milliseconds (`2026-12-02T19:30:00.123+00:00`); the date and time
+    of day are formatted once a second, since records of one second share them."""
+    global _second_text
+    second = int(created)
+    micro = round((created - second) * 1e6)  # as datetime rounds a timestamp, then milliseconds
+    if micro == 1_000_000:
+        second, micro = second + 1, 0
+    if _second_text[0] != second:
+        _second_text = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_second_text[1]}.{micro // 1000:03d}+00:00"
+
+
 def _to_json(record: logging.LogRecord, service: str, hostname: str) -> str:
     document = {
-        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "ts": _timestamp(record.created),
         "level": record.levelname.lower(),
         "service": service,
         "host": hostname,
@@ -60,7 +78,7 @@ def _to_json(record: logging.LogRecord, service: str, hostname: str) -> str:
             document[name] = value
     if record.exc_info:
         document["exception"] = logging.Formatter().formatException(record.exc_info)
-    return json.dumps(document, default=str)
+    return _encode(document)
 
 
 class JsonFormatter(logging.Formatter):
@@ -161,17 +179,71 @@ class LogBusHandler(_LockFreeHandler):
         return channel
 
     def _publish_forever(self, channel, pending: collections.deque) -> None:
-        properties = pika.BasicProperties(content_type="application/json")
+        frames = _PublishFrames(channel, pika.BasicProperties(content_type="application/json"))
         while True:
             if not pending:
                 pending.extend(self._routed(record) for record in self._records.take())
-            # BlockingChannel.basic_publish runs the connection's I/O loop for every message;
-            # its underlying channel only queues the frames, and one flush then sends them all.
-            while pending:
-                key, body = pending[0]
-                channel._impl.basic_publish(topology.LOG_EXCHANGE, key, body.encode(), properties)
-                pending.popleft()
+            frames.send(pending)
             channel.connection.process_data_events(time_limit=0)  # sends all that is queued
+
+
+class _PublishFrames:
+    """Publishes log messages on one channel, many per socket write, one message per record.
+
+    pika's `basic_publish` builds the method, header and body frames through several objects
+    per message, and its transport sends every frame with a send() of its own: with a log
+    message per API call that was about 40 microseconds of the process's CPU a request. The
+    frames are the same AMQP 0-9-1 frames: each routing key's Basic.Publish method frame is
+    marshalled once, the header's properties once, and a batch goes to the connection as one
+    buffer. A body larger than the connection's frame limit goes through pika as it is."""
+
+    _BODY_PREFIX = struct.Struct(">BHI")
+    _HEADER = struct.Struct(">BHIHxxQ")  # frame type, channel, size; class, weight (0), body size
+
+    def __init__(self, channel, properties: pika.BasicProperties):
+        self.channel = channel
+        self.number = channel.channel_number
+        self.properties = properties
+        self._encoded_properties = b"".join(properties.encode())
+        self._methods: dict[str, bytes] = {}
+
+    def send(self, pending: collections.deque) -> None:
+        """Hand every pending (routing key, text) to the connection. A message leaves `pending`
+        only once handed over, so what a lost connection interrupts is sent after reconnecting."""
+        if not self.channel.is_open:
+            raise pika.exceptions.ChannelWrongStateError("the log channel is closed")
+        connection = self.channel.connection._impl
+        while pending:
+            parts, handed = [], 0
+            for key, text in pending:
+                body = text.encode()
+                if len(body) > connection._body_max_length:
+                    break
+                parts += (self._method(key), self._header(len(body)),
+                          self._BODY_PREFIX.pack(spec.FRAME_BODY, self.number, len(body)), body, _FRAME_END)
+                handed += 1
+            if parts:
+                connection._output_marshaled_frames([b"".join(parts)])
+            for _ in range(handed):
+                pending.popleft()
+            if pending:  # the next is larger than a frame: pika splits it into several
+                key, text = pending[0]
+                self.channel._impl.basic_publish(topology.LOG_EXCHANGE, key, text.encode(), self.properties)
+                pending.popleft()
+
+    def _method(self, key: str) -> bytes:
+        marshalled = self._methods.get(key)
+        if marshalled is None:
+            publish = spec.Basic.Publish(exchange=topology.LOG_EXCHANGE, routing_key=key)
+            marshalled = self._methods[key] = frame.Method(self.number, publish).marshal()
+        return marshalled
+
+    def _header(self, body_size: int) -> bytes:
+        return self._HEADER.pack(spec.FRAME_HEADER, self.number, 12 + len(self._encoded_properties),
+                                 spec.BasicProperties.INDEX, body_size) + self._encoded_properties + _FRAME_END
+
+
+_FRAME_END = bytes([spec.FRAME_END])
 
 
 class _ToStderrThread(_LockFreeHandler):

@@ -74,21 +74,19 @@ class RequestParser(FlaskParser):
 class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = RequestParser()
 
-    @staticmethod
-    def described(*decorators):
-        """flask-smorest's `response`/`doc` decorators for the description alone.
+    def response(self, status_code, schema=None, **options):
+        """flask-smorest's `response`, for the description alone.
 
-        Each of them wraps the view in a call that passes a returned Response through as it
-        is: about 10 microseconds a request for nothing, on the upload routes. The view that
-        runs stays the undecorated function; flask-smorest reads the description from the
-        `_apidoc` attribute its decorators fill in.
+        Its wrapper serializes what a view returns through the schema; every view here builds
+        its own Response (jsonify, send_file, ...), which the wrapper only passed through, at
+        about 20 microseconds and an extra coroutine check a request. The view that runs stays
+        the function itself (Flask turns a returned dict or tuple into JSON the same way);
+        flask-smorest reads the description from the `_apidoc` attribute filled in here.
         """
+        document = super().response(status_code, schema, **options)
 
         def decorator(view):
-            documented = view
-            for document in reversed(decorators):
-                documented = document(documented)
-            view._apidoc = documented._apidoc
+            view._apidoc = document(view)._apidoc  # the view's description, with this answer added
             return view
 
         return decorator

@@ -19,6 +19,7 @@ from . import services as services_module
 from .api import BLUEPRINTS
 from .auth import install_access_control
 from .errors import register_error_handlers
+from .ingest import ACCEPTED_IMAGES
 
 log = logging.getLogger("imagescan.rest")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -46,41 +47,55 @@ def create_app(settings: Settings | None = None, services: services_module.Servi
     app.extensions[services_module.EXTENSION] = services or services_module.Services.build(settings)
     openapi.register(app, (*BLUEPRINTS, console.blueprint))  # each route with its description
     register_error_handlers(app)
-    _log_every_call(app)
+    _observe_every_call(app)
     rest_metrics.instrument(app)
     install_access_control(app)  # after the request id is set, so refusals are logged with it
     return app
 
 
-def _log_every_call(app: Flask) -> None:
-    """One `info` message per API call with its outcome; details on `debug`."""
+def _observe_every_call(app: Flask) -> None:
+    """Every API call's request id, its one `info` message (details on `debug`) and its
+    metrics, from one pair of hooks: Flask checks each hook for a coroutine on every call,
+    and each use of `request` or `g` looks the request up again, so both are read once."""
 
     @app.before_request
     def _start():
+        state = g._get_current_object()
         given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.match(given) else _new_request_id()
-        g.started = time.monotonic()
+        state.request_id = given if _REQUEST_ID.match(given) else _new_request_id()
+        state.started = time.perf_counter()
 
     @app.after_request
     def _finish(response):
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        outcome = "ok" if response.status_code < 400 else "error"
-        fields = {
-            "request_id": g.get("request_id"),
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
-            "outcome": outcome,
-            "ms": round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1),
-        }
-        if response.is_json and response.status_code >= 400:
-            fields["reason"] = (response.get_json(silent=True) or {}).get("error")
-        log.info("%s %s -> %s %s", request.method, request.path, response.status_code, outcome, extra=fields)
-        if log.isEnabledFor(logging.DEBUG):  # the details cost a user-agent parse: only when shown
-            log.debug(
-                "request details",
-                extra={"request_id": fields["request_id"], "remote": request.remote_addr,
-                       "content_type": request.content_type, "content_length": request.content_length,
-                       "user_agent": request.user_agent.string},
-            )
+        called, state = request._get_current_object(), g._get_current_object()
+        request_id = getattr(state, "request_id", "")
+        seconds = time.perf_counter() - getattr(state, "started", time.perf_counter())
+        status = response.status_code
+        response.headers["X-Request-ID"] = request_id
+        rest_metrics.observe(called, status, seconds, getattr(state, "upload_attempted", False))
+        if log.isEnabledFor(logging.INFO):
+            _log_call(called, response, request_id, seconds, getattr(state, ACCEPTED_IMAGES, ()))
         return response
+
+
+def _log_call(called, response, request_id: str, seconds: float, accepted) -> None:
+    """The call's one `info` line; with the image it accepted (its digests, name, size, whether
+    new), or `images` when it accepted several."""
+    status = response.status_code
+    outcome = "ok" if status < 400 else "error"
+    fields = {"request_id": request_id, "method": called.method, "path": called.path, "status": status,
+              "outcome": outcome, "ms": round(seconds * 1000, 1)}
+    if len(accepted) == 1:
+        fields.update(accepted[0])
+    elif accepted:
+        fields["images"] = accepted
+    if status >= 400 and response.is_json:
+        fields["reason"] = (response.get_json(silent=True) or {}).get("error")
+    log.info("%s %s -> %s %s", called.method, called.path, status, outcome, extra=fields)
+    if log.isEnabledFor(logging.DEBUG):  # the details cost a user-agent parse: only when shown
+        log.debug(
+            "request details",
+            extra={"request_id": request_id, "remote": called.remote_addr,
+                   "content_type": called.content_type, "content_length": called.content_length,
+                   "user_agent": called.user_agent.string},
+        )

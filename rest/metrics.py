@@ -14,7 +14,7 @@ import time
 
 import pika.exceptions
 import redis
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
@@ -45,27 +45,30 @@ for _dependency in ("redis", "rabbitmq", "blob_store"):  # zeros from the start:
 
 
 def instrument(app: Flask) -> None:
-    app.before_request(_start_timer)
-    app.after_request(_observe)
+    """The /metrics route; requests are counted by `observe`, called from the app's after-request hook."""
     app.extensions["imagescan.metrics"] = metrics.scrape_registry(BackendCollector(app))
     app.add_url_rule("/metrics", "metrics", _metrics_view, methods=["GET"])
 
 
-def _start_timer() -> None:
-    g.metrics_started = time.perf_counter()
+# (route, method, status) -> its request counter and duration histogram. `labels()` takes a
+# lock and builds the key on every call; the combinations are few (routes x methods x statuses).
+_children: dict[tuple[str, str, int], tuple] = {}
 
 
-def _observe(response):
-    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    method = request.method if request.method in _METHODS else "other"
-    REQUESTS.labels(route, method, str(response.status_code)).inc()
-    started = g.get("metrics_started")
-    if started is not None:
-        DURATION.labels(route, method).observe(time.perf_counter() - started)
+def observe(called, status: int, seconds: float, upload_attempted: bool) -> None:
+    """Count an answered request (`called`: the request itself, not the proxy)."""
+    rule = called.url_rule
+    route = rule.rule if rule is not None else "unmatched"
+    method = called.method if called.method in _METHODS else "other"
+    children = _children.get((route, method, status))
+    if children is None:
+        children = _children.setdefault((route, method, status),
+                                        (REQUESTS.labels(route, method, str(status)), DURATION.labels(route, method)))
+    children[0].inc()
+    children[1].observe(seconds)
     # A body over MAX_UPLOAD_MB is refused (413) before any route code sees the image.
-    if response.status_code >= 400 and (g.get("upload_attempted") or response.status_code == 413):
-        UPLOADS.labels("refused", REFUSAL_REASONS.get(response.status_code, "other")).inc()
-    return response
+    if status >= 400 and (upload_attempted or status == 413):
+        UPLOADS.labels("refused", REFUSAL_REASONS.get(status, "other")).inc()
 
 
 def _metrics_view():

@@ -29,8 +29,8 @@ URL_FETCH_SLOTS = "imagescan.url_fetch_slots"
 
 
 @blueprint.post("/scan/image/<path:filename>", parameters=[path_parameter("filename", "Name recorded for the image")])
-@blueprint.described(blueprint.response(200, Hash, description="Accepted; `hash` is the SHA-224"),
-                     blueprint.doc(**RAW_UPLOAD))
+@blueprint.response(200, Hash, description="Accepted; `hash` is the SHA-224")
+@blueprint.doc(**RAW_UPLOAD)
 def scan_image(filename: str):
     """Scan an image for faces"""
     digests = accept_image(request.get_data(cache=False), filename)

@@ -26,8 +26,8 @@ class PlateLocation(Document):
 
 @blueprint.route("/image/<path:filename>", methods=["PUT", "POST"],
                  parameters=[path_parameter("filename", "Name recorded for the image")])
-@blueprint.described(blueprint.response(200, Hash, description="Accepted; `hash` is the MD5"),
-                     blueprint.doc(**RAW_UPLOAD))
+@blueprint.response(200, Hash, description="Accepted; `hash` is the MD5")
+@blueprint.doc(**RAW_UPLOAD)
 def upload_image(filename: str):
     """Scan an image for licence plates (PUT or POST)"""
     # Clients send any content type (the handout always says image/png): the bytes decide.

@@ -117,3 +117,65 @@ def test_a_burst_of_records_reaches_the_bus_whole_and_in_order(settings, log_que
         burst.removeHandler(handler)
     messages = [doc["message"] for _, doc in seen if doc.get("logger") == burst.name]
     assert messages == [f"burst {i}" for i in range(1200)]
+
+
+def test_records_larger_than_a_frame_reach_the_bus_whole_and_in_order(settings, log_queue):
+    """Records are written many to a socket write; one over the connection's frame size
+    (131,072 bytes by default) is split by pika and must still arrive whole, in its place."""
+    handler = LogBusHandler(settings, "rest")
+    big = logging.getLogger("imagescan.rest.big")
+    big.addHandler(handler)
+    big.setLevel(logging.INFO)
+    long_text = "x" * 300_000
+    try:
+        big.info("before")
+        big.info("long %s", long_text)
+        big.info("after")
+        seen = log_queue(lambda seen: sum(doc.get("logger") == big.name for _, doc in seen) >= 3)
+    finally:
+        big.removeHandler(handler)
+    assert [doc["message"] for _, doc in seen if doc.get("logger") == big.name] == [
+        "before", f"long {long_text}", "after"]
+
+
+def test_bus_messages_say_they_are_json(settings):
+    connection = pika.BlockingConnection(
+        pika.ConnectionParameters(host=settings.rabbitmq_host, port=settings.rabbitmq_port))
+    channel = connection.channel()
+    topology.declare_logs(channel)
+    queue = channel.queue_declare("", exclusive=True).method.queue
+    channel.queue_bind(queue, topology.LOG_EXCHANGE, routing_key="#")
+    handler = LogBusHandler(settings, "worker")
+    typed = logging.getLogger("imagescan.worker.typed")
+    typed.addHandler(handler)
+    typed.setLevel(logging.INFO)
+    try:
+        typed.info("typed")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is not None and json.loads(body).get("logger") == typed.name:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the record did not arrive")
+    finally:
+        typed.removeHandler(handler)
+        connection.close()
+    assert properties.content_type == "application/json"
+    assert method.routing_key == topology.log_routing_key(settings.hostname, "worker", "info")
+    assert method.exchange == topology.LOG_EXCHANGE
+
+
+def test_an_upload_is_one_info_line_with_what_was_accepted(settings, client, log_queue, log_bus):
+    host = settings.hostname.replace(".", "-")
+    data = jpeg(seed=32)
+    answer = client.put("/image/one-line.jpg", data=data, headers={"X-Request-ID": "req-one-line"})
+    assert answer.status_code == 200
+    seen = log_queue(lambda seen: any(m.get("request_id") == "req-one-line" and "method" in m for _, m in seen))
+    lines = [m for key, m in seen if key == f"{host}.rest.info" and m.get("request_id") == "req-one-line"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["status"] == 200 and line["path"] == "/image/one-line.jpg" and line["md5"] == answer.get_json()["hash"]
+    assert line["image_name"] == "one-line.jpg" and line["format"] == "JPEG" and line["bytes"] == len(data)
+    assert line["new"] is True and line["image_status"] in ("queued", "processing", "done")

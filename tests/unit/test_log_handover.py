@@ -70,3 +70,11 @@ def test_the_taker_waits_out_the_handover_interval_unless_a_whole_batch_waits(mo
     for i in range(4):
         handover.put(i)
     assert handover.take() == [0, 1, 2, 3] and len(slept) == 1  # a whole batch: taken at once
+
+
+def test_timestamps_are_iso_utc_with_milliseconds_as_datetime_writes_them():
+    from datetime import UTC, datetime
+    moments = [0.0, 1.5, 1_700_000_000.0012, 1_700_000_000.9999996, 1_561_890_829.701, 1_861_342_945.998]
+    moments += [1_800_000_000 + i / 997 for i in range(3000)]  # many milliseconds of a few seconds
+    for moment in moments:
+        assert logbus._timestamp(moment) == datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")

@@ -195,7 +195,9 @@ class _PublishFrames:
     message per API call that was about 40 microseconds of the process's CPU a request. The
     frames are the same AMQP 0-9-1 frames: each routing key's Basic.Publish method frame is
     marshalled once, the header's properties once, and a batch goes to the connection as one
-    buffer. A body larger than the connection's frame limit goes through pika as it is."""
+    buffer. A body larger than the connection's frame limit goes through pika as it is.
+    The connection's frame output and frame limit are pika 1.x internals (pika is pinned in
+    requirements.lock); tests/integration/test_logging.py fails if they change."""
 
     _BODY_PREFIX = struct.Struct(">BHI")
     _HEADER = struct.Struct(">BHIHxxQ")  # frame type, channel, size; class, weight (0), body size

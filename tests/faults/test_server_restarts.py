@@ -6,13 +6,17 @@ could not store or queue), and both the REST and the workers reconnect by themse
 
 from __future__ import annotations
 
+import json
+import logging
 import signal
 import threading
 import time
 
+import pika
 import pytest
 
-from imagescan import keys
+from imagescan import keys, topology
+from imagescan.logbus import LogBusHandler
 from tests.faults.conftest import assert_none_lost, upload
 from tests.faults.servers import wait_until
 from tests.faults.test_worker_faults import assert_indexed_once
@@ -126,3 +130,48 @@ def test_redis_restart_during_processing(stack, record_property, stop_signal, ap
     documents = assert_none_lost(record_property, f"Redis {signal.Signals(stop_signal).name}", stack.client,
                                  [*digests, after])
     assert_indexed_once(stack, documents)
+
+
+def test_the_log_bus_carries_on_after_a_broker_restart(stack):
+    """The log thread reconnects by itself after the broker restarts and carries on publishing
+    (its channel closed under it, the frames of a batch are not written on it)."""
+    stack = stack(own_rabbit=True)
+    handler = LogBusHandler(stack.settings, "rest")
+    logger = logging.getLogger("imagescan.rest.restarted")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+    def bound_queue():
+        connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", stack.rabbit.port))
+        channel = connection.channel()
+        topology.declare_logs(channel)
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        channel.queue_bind(queue, topology.LOG_EXCHANGE, routing_key="#")
+        return connection, channel, queue
+
+    def messages(channel, queue) -> list[str]:
+        seen = []
+        while (message := channel.basic_get(queue, auto_ack=True))[0] is not None:
+            document = json.loads(message[2])
+            if document.get("logger") == logger.name:
+                seen.append(document["message"])
+        return seen
+
+    try:
+        connection, channel, queue = bound_queue()
+        logger.info("before the restart")
+        before: list[str] = []
+        wait_until(lambda: before.extend(messages(channel, queue)) or before, 10, "the first record on the bus")
+        assert before == ["before the restart"]
+        stack.rabbit.stop()
+        logger.info("while the broker is away")
+        stack.rabbit.start()
+        connection, channel, queue = bound_queue()  # the old queue was exclusive to a closed connection
+        logger.info("after the restart")
+        after: list[str] = []
+        wait_until(lambda: after.extend(messages(channel, queue)) or "after the restart" in after, 30,
+                   "records on the bus after the broker restarted")
+        connection.close()
+    finally:
+        logger.removeHandler(handler)
+    assert after[-1] == "after the restart"

@@ -1,7 +1,7 @@
 """Instructions per request of the REST app and of the bare reference app, counted by valgrind.
 
     .venv/bin/python bench/request_instructions.py                 # GET /healthz, about 4 minutes
-    .venv/bin/python bench/request_instructions.py --route upload  # PUT /image, about 8 minutes
+    .venv/bin/python bench/request_instructions.py --route upload --requests 300 --warmup 50  # ~7 min
 
 Each app's WSGI callable is called in one process, without a server or a client, under
 `valgrind --tool=callgrind`, once with --warmup requests and once with --warmup + --requests;

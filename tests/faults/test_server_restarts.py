@@ -15,12 +15,13 @@ import time
 import pika
 import pytest
 
-from imagescan import keys, topology
+from imagescan import keys
 from imagescan.logbus import LogBusHandler
 from tests.faults.conftest import assert_none_lost, upload
 from tests.faults.servers import wait_until
 from tests.faults.test_worker_faults import assert_indexed_once
 from tests.imagefactory import jpeg
+from tests.integration.test_logging import every_log_message
 
 pytestmark = pytest.mark.faults
 
@@ -144,10 +145,7 @@ def test_the_log_bus_carries_on_after_a_broker_restart(stack):
     def bound_queue():
         connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", stack.rabbit.port))
         channel = connection.channel()
-        topology.declare_logs(channel)
-        queue = channel.queue_declare("", exclusive=True).method.queue
-        channel.queue_bind(queue, topology.LOG_EXCHANGE, routing_key="#")
-        return connection, channel, queue
+        return connection, channel, every_log_message(channel)
 
     def messages(channel, queue) -> list[str]:
         seen = []

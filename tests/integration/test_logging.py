@@ -17,6 +17,14 @@ from tests.conftest import REPO_ROOT, wait_for_status
 from tests.imagefactory import jpeg
 
 
+def every_log_message(channel) -> str:
+    """A queue of this channel's connection bound with '#' to the logs exchange; its name."""
+    topology.declare_logs(channel)
+    queue = channel.queue_declare("", exclusive=True).method.queue
+    channel.queue_bind(queue, topology.LOG_EXCHANGE, routing_key="#")
+    return queue
+
+
 @pytest.fixture
 def log_queue(settings):
     """A queue bound with '#' to the logs exchange; yields a function draining it."""
@@ -24,9 +32,7 @@ def log_queue(settings):
         pika.ConnectionParameters(host=settings.rabbitmq_host, port=settings.rabbitmq_port)
     )
     channel = connection.channel()
-    topology.declare_logs(channel)
-    queue = channel.queue_declare("", exclusive=True).method.queue
-    channel.queue_bind(queue, topology.LOG_EXCHANGE, routing_key="#")
+    queue = every_log_message(channel)
 
     def drain(until, timeout=20.0):
         seen, deadline = [], time.monotonic() + timeout
@@ -142,9 +148,7 @@ def test_bus_messages_say_they_are_json(settings):
     connection = pika.BlockingConnection(
         pika.ConnectionParameters(host=settings.rabbitmq_host, port=settings.rabbitmq_port))
     channel = connection.channel()
-    topology.declare_logs(channel)
-    queue = channel.queue_declare("", exclusive=True).method.queue
-    channel.queue_bind(queue, topology.LOG_EXCHANGE, routing_key="#")
+    queue = every_log_message(channel)
     handler = LogBusHandler(settings, "worker")
     typed = logging.getLogger("imagescan.worker.typed")
     typed.addHandler(handler)

@@ -45,6 +45,7 @@ from imagescan.broker import Publisher
 from imagescan.config import Settings
 from imagescan.digests import Digests
 from imagescan.store import DONE, FAILED, ImageStore, connect_redis
+from tests.conftest import queue_depth
 
 PHOTOS = REPO_ROOT.parent / "shared" / "data" / "plates" / "us"
 
@@ -70,14 +71,6 @@ def thumbnail(photo: bytes, width: int = 320) -> bytes:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, "JPEG", quality=85)
     return buffer.getvalue()
-
-
-def queue_depth(settings: Settings, queue: str) -> int:
-    connection = pika.BlockingConnection(pika.ConnectionParameters(settings.rabbitmq_host, settings.rabbitmq_port))
-    try:
-        return connection.channel().queue_declare(queue, passive=True).method.message_count
-    finally:
-        connection.close()
 
 
 def purge(settings: Settings, *queues: str) -> None:

@@ -115,7 +115,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retention_days", "RETENTION_DAYS", int, 0, 0, "erase images older than this (0: never)"),
     Setting("retention_interval", "RETENTION_INTERVAL", float, 600.0, help="seconds between retention passes"),
     Setting("rest_decode_slots", "REST_DECODE_SLOTS", int, 2, 1, "large uploads decoded at once per process"),
-    Setting("rest_publishers", "REST_PUBLISHERS", int, 4, 1, "RabbitMQ publisher connections per process"),
     Setting("gunicorn_workers", "GUNICORN_WORKERS", int, 2, 1, "REST processes"),
     Setting("gunicorn_threads", "GUNICORN_THREADS", int, 8, 1, "threads per REST process"),
     Setting("gunicorn_graceful_timeout", "GUNICORN_GRACEFUL_TIMEOUT", int, 30, 1,

@@ -11,7 +11,6 @@ from flask import current_app
 from imagescan.blobs import BlobStore
 from imagescan.broker import Publisher
 from imagescan.config import Settings
-from imagescan.publishers import PublisherPool
 from imagescan.store import ImageStore, open_storage
 
 EXTENSION = "imagescan"
@@ -23,7 +22,7 @@ class Services:
     redis: redis.Redis
     store: ImageStore
     blobs: BlobStore
-    publisher: Publisher | PublisherPool
+    publisher: Publisher
     # Full decodes of large non-JPEG uploads at the same time in this process (memory bound).
     decode_slots: threading.Semaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))
 
@@ -31,7 +30,7 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         client, store, blobs = open_storage(settings)
         return cls(settings=settings, redis=client, store=store, blobs=blobs,
-                   publisher=PublisherPool(settings, settings.rest_publishers),
+                   publisher=Publisher(settings),
                    decode_slots=threading.BoundedSemaphore(settings.rest_decode_slots))
 
 

@@ -71,6 +71,15 @@ def purge_work_queues(host: str, port: int) -> None:
         connection.close()
 
 
+def queue_depth(settings: Settings, queue: str) -> int:
+    """Messages ready in a queue of the test broker."""
+    connection = pika.BlockingConnection(pika.ConnectionParameters(settings.rabbitmq_host, settings.rabbitmq_port))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
 @pytest.fixture
 def settings(redis_server, redis_client, rabbitmq_server, tmp_path) -> Settings:
     """Settings for one test against the real servers, with empty Redis and queues."""
@@ -86,6 +95,16 @@ def settings(redis_server, redis_client, rabbitmq_server, tmp_path) -> Settings:
     )
     purge_work_queues(settings.rabbitmq_host, settings.rabbitmq_port)
     return settings
+
+
+@pytest.fixture
+def publisher(settings):
+    """The work publisher the REST uses, against the test broker."""
+    from imagescan.broker import Publisher
+
+    publisher = Publisher(settings)
+    yield publisher
+    publisher.close()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ def test_upload_to_a_frozen_broker_is_refused_in_bounded_time(stack, record_prop
     stack = stack()
     client = stack.client
     accepted = [upload(client, jpeg(seed=95), "before.jpg")]
-    publisher = stack.app.extensions["imagescan"].publisher.first  # uploads one at a time use it
+    publisher = stack.app.extensions["imagescan"].publisher
     connection = publisher._connection
     # Idle for longer than the heartbeat window: without the keep-alive the broker drops the
     # idle publisher connection (the next upload would still pass, on a fresh connection, so

@@ -1,42 +1,14 @@
-"""The bulk lane: interactive work queued behind a bulk backlog is analysed first; every
-publish of the publisher pool is confirmed and routed to its lane. Real RabbitMQ."""
+"""The bulk lane: interactive work queued behind a bulk backlog is analysed first. Real RabbitMQ."""
 
 from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
-import pika
-import pytest
-
 from imagescan import topology
-from imagescan.publishers import PublisherPool
+from tests.conftest import queue_depth
 from worker import consumer as consumer_module
-
-
-def _depth(settings, queue: str) -> int:
-    connection = pika.BlockingConnection(pika.ConnectionParameters(settings.rabbitmq_host, settings.rabbitmq_port))
-    try:
-        return connection.channel().queue_declare(queue, passive=True).method.message_count
-    finally:
-        connection.close()
-
-
-@pytest.fixture
-def pool(settings):
-    pool = PublisherPool(settings, 3)
-    yield pool
-    pool.close()
-
-
-def test_every_publish_is_confirmed_and_routed_to_its_lane(settings, pool):
-    with ThreadPoolExecutor(8) as threads:
-        list(threads.map(lambda i: pool.publish(topology.ANALYZE, sha256=f"{i:064x}", bulk=i % 2 == 1),
-                         range(40)))
-    assert _depth(settings, topology.WORK_QUEUE) == 20
-    assert _depth(settings, topology.BULK_QUEUE) == 20
 
 
 def test_renders_never_go_to_the_bulk_lane():
@@ -44,7 +16,7 @@ def test_renders_never_go_to_the_bulk_lane():
     assert topology.work_routing_key(topology.ANALYZE, bulk=True) == "analyze.bulk"
 
 
-def test_interactive_work_overtakes_a_bulk_backlog(settings, pool, monkeypatch):
+def test_interactive_work_overtakes_a_bulk_backlog(settings, publisher, monkeypatch):
     handled: list[str] = []
     done = threading.Event()
 
@@ -56,9 +28,9 @@ def test_interactive_work_overtakes_a_bulk_backlog(settings, pool, monkeypatch):
 
     monkeypatch.setattr(consumer_module.handler, "handle", handle)
     for i in range(6):
-        pool.publish(topology.ANALYZE, sha256=f"bulk-{i}", bulk=True)
+        publisher.publish(topology.ANALYZE, sha256=f"bulk-{i}", bulk=True)
     for i in range(3):
-        pool.publish(topology.ANALYZE, sha256=f"interactive-{i}")
+        publisher.publish(topology.ANALYZE, sha256=f"interactive-{i}")
     worker = consumer_module.Consumer(SimpleNamespace(settings=settings))
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
@@ -71,7 +43,7 @@ def test_interactive_work_overtakes_a_bulk_backlog(settings, pool, monkeypatch):
     interactive = [position for position, sha in enumerate(handled) if sha.startswith("interactive")]
     assert max(interactive) <= 3, handled
     assert sorted(handled) == sorted([f"bulk-{i}" for i in range(6)] + [f"interactive-{i}" for i in range(3)])
-    assert _depth(settings, topology.BULK_QUEUE) == 0 and _depth(settings, topology.WORK_QUEUE) == 0
+    assert queue_depth(settings, topology.BULK_QUEUE) == 0 and queue_depth(settings, topology.WORK_QUEUE) == 0
 
 
 def test_a_bulk_upload_says_so_and_lands_in_the_bulk_lane(settings, client):
@@ -80,5 +52,5 @@ def test_a_bulk_upload_says_so_and_lands_in_the_bulk_lane(settings, client):
     assert client.put("/image/one.jpg", data=jpeg(seed=31)).status_code == 200
     assert client.put("/image/many.jpg", data=jpeg(seed=32), headers={"X-Imagescan-Lane": "bulk"}).status_code == 200
     assert client.put("/image/more.jpg?lane=bulk", data=jpeg(seed=33)).status_code == 200
-    assert _depth(settings, topology.WORK_QUEUE) == 1
-    assert _depth(settings, topology.BULK_QUEUE) == 2
+    assert queue_depth(settings, topology.WORK_QUEUE) == 1
+    assert queue_depth(settings, topology.BULK_QUEUE) == 2

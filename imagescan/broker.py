@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import random
 import threading
 import time
@@ -19,6 +20,8 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from . import topology
 from .config import Settings
+
+log = logging.getLogger("imagescan.broker")
 
 # Errors that mean "the broker is not there (right now)", as opposed to a programming error.
 BROKER_ERRORS = (
@@ -232,6 +235,9 @@ class Publisher:
                     raise pika.exceptions.ChannelClosed(0, "the publishing channel was closed")
             except BROKER_ERRORS as exc:
                 self._lost(exc)
+            except Exception:  # a bug must not leave uploads waiting on a dead thread
+                log.exception("the work publisher failed; it starts over on a new connection")
+                self._lost(None, "the work publisher failed")
         self._lost(None)
 
     def _work_arrived(self) -> bool:
@@ -317,15 +323,16 @@ class Publisher:
     def _on_unblocked(self, _connection, _frame) -> None:
         self._blocked = False
 
-    def _lost(self, exc: BaseException | None) -> None:
-        """The connection failed (or the publisher closes, `exc` None): what it had sent
-        without a confirm goes out once more on the next connection, or fails."""
+    def _lost(self, exc: BaseException | None, reason: str = "the publisher is closed") -> None:
+        """The connection failed: what it had sent without a confirm goes out once more on
+        the next connection, or fails. `exc` None: everything waiting fails with `reason`."""
         close_quietly(self._connection)
         self._connection = self._channel = None
         unsent = [message for _, message in sorted(self._unconfirmed.items())]
         self._unconfirmed.clear()
         if exc is None:
-            self._fail([*unsent, *self._waiting], "the publisher is closed")
+            self._fail([*unsent, *self._waiting], reason)
+            self._waiting.clear()
         elif isinstance(exc, pika.exceptions.ConnectionBlockedTimeout):
             self._fail(unsent, ALARM)
         else:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pika
@@ -65,3 +66,16 @@ def test_a_publish_nobody_confirms_is_refused_in_bounded_time(monkeypatch):
     monkeypatch.setattr(publisher, "_hand_over", lambda message: None)  # a broker that never answers
     with pytest.raises(BrokerUnavailable, match="slow to confirm"):
         publisher.publish("analyze", sha256="0" * 64)
+
+
+def test_a_failure_inside_the_publisher_is_a_refusal_not_a_hang(monkeypatch):
+    publisher = Publisher(Settings(network_timeout=5))
+    monkeypatch.setattr(publisher, "_connect", lambda: 1 / 0)  # a bug, not a broker error
+    try:
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match="publisher failed"):
+            publisher.publish("analyze", sha256="0" * 64)
+        assert time.monotonic() - started < 5
+        assert publisher._thread.is_alive()  # and it takes the next message
+    finally:
+        publisher.close()

@@ -41,7 +41,7 @@ def readyz():
     Ready while Redis answers: every read needs only Redis, and uploads answer their
     documented 503 JSON by themselves when the broker is away. Taking the pod out of its
     Service because RabbitMQ is down would turn those answers into load-balancer errors.
-    The broker's state is reported (`busy`: an upload is using the connection right now)."""
+    The broker's state is reported (`busy`: uploads are waiting for their confirms right now)."""
     services = current()
     redis_ok = services.store.ping()
     broker = services.publisher.ping()

@@ -89,7 +89,7 @@ def decode_work(body: bytes) -> dict:
 class _Message:
     """A work message handed to the publisher's thread, and how it ended (`settled`, `error`)."""
 
-    __slots__ = ("abandoned", "attempts", "body", "correlation_id", "error", "routing_key", "settled")
+    __slots__ = ("abandoned", "attempts", "body", "correlation_id", "error", "routing_key", "sent_at", "settled")
 
     def __init__(self, routing_key: str | None, body: bytes = b"", correlation_id: str | None = None):
         self.routing_key = routing_key  # None: only asks for a connection (a health check)
@@ -99,6 +99,7 @@ class _Message:
         self.error: str | None = None  # set before settling: why the message is not queued
         self.attempts = 0
         self.abandoned = False  # the caller stopped waiting: not worth sending any more
+        self.sent_at = 0.0
 
     def settle(self, error: str | None = None) -> None:
         self.error = self.error or error
@@ -233,6 +234,7 @@ class Publisher:
                 self._connection.process_data_events(time_limit=self._heartbeat / 2)
                 if not self._channel.is_open:
                     raise pika.exceptions.ChannelClosed(0, "the publishing channel was closed")
+                self._check_confirms_flow()
             except BROKER_ERRORS as exc:
                 self._lost(exc)
             except Exception:  # a bug must not leave uploads waiting on a dead thread
@@ -288,12 +290,22 @@ class Publisher:
             self._unconfirmed[tag] = message  # first: should the send fail, it is sent again
             message.attempts += 1
             message.error = None  # a return on an earlier connection says nothing of this one
+            message.sent_at = time.monotonic()
             # The message id matches a returned message (which carries no delivery tag) to its own.
             properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent,
                                               content_type="application/json",
                                               correlation_id=message.correlation_id, message_id=str(tag))
             self._channel.basic_publish(topology.WORK_EXCHANGE, message.routing_key, message.body,
                                         properties, mandatory=True)
+
+    def _check_confirms_flow(self) -> None:
+        """A channel that confirms nothing for as long as a publish waits is replaced: after
+        a quorum queue's leader is lost, a channel can keep messages it will never confirm
+        while its connection stays healthy, and every later publish would wait behind them."""
+        if self._unconfirmed:
+            oldest = next(iter(self._unconfirmed.values()))
+            if time.monotonic() - oldest.sent_at > self._confirm_wait:
+                raise pika.exceptions.AMQPChannelError(f"no confirm for {self._confirm_wait:.0f}s")
 
     def _on_confirm(self, frame) -> None:
         """Basic.Ack or Basic.Nack for one message, or for every one up to its tag."""

@@ -79,3 +79,13 @@ def test_a_failure_inside_the_publisher_is_a_refusal_not_a_hang(monkeypatch):
         assert publisher._thread.is_alive()  # and it takes the next message
     finally:
         publisher.close()
+
+
+def test_a_channel_that_confirms_nothing_for_as_long_as_a_publish_waits_is_replaced(publisher):
+    now = time.monotonic()
+    for message in publisher._unconfirmed.values():
+        message.sent_at = now
+    publisher._check_confirms_flow()  # recent: still waiting
+    publisher._unconfirmed[1].sent_at = now - publisher._confirm_wait - 1
+    with pytest.raises(pika.exceptions.AMQPChannelError, match="no confirm"):
+        publisher._check_confirms_flow()

@@ -89,7 +89,7 @@ def decode_work(body: bytes) -> dict:
 class _Message:
     """A work message handed to the publisher's thread, and how it ended (`settled`, `error`)."""
 
-    __slots__ = ("abandoned", "attempts", "body", "correlation_id", "error", "routing_key", "sent_at", "settled")
+    __slots__ = ("abandoned", "attempts", "body", "correlation_id", "error", "routing_key", "settled")
 
     def __init__(self, routing_key: str | None, body: bytes = b"", correlation_id: str | None = None):
         self.routing_key = routing_key  # None: only asks for a connection (a health check)
@@ -99,7 +99,6 @@ class _Message:
         self.error: str | None = None  # set before settling: why the message is not queued
         self.attempts = 0
         self.abandoned = False  # the caller stopped waiting: not worth sending any more
-        self.sent_at = 0.0
 
     def settle(self, error: str | None = None) -> None:
         self.error = self.error or error
@@ -147,6 +146,7 @@ class Publisher:
         self._channel = None  # pika's channel under the BlockingChannel: confirms come as callbacks
         self._next_tag = 1
         self._blocked = False
+        self._refused = False  # the broker nacked a message on this channel
         self._wake_pending = False
         self._wakeup = threading.Event()  # wakes the thread while it has no connection
 
@@ -232,9 +232,7 @@ class Publisher:
                 self._wake_pending = False
                 self._send_waiting()
                 self._connection.process_data_events(time_limit=self._heartbeat / 2)
-                if not self._channel.is_open:
-                    raise pika.exceptions.ChannelClosed(0, "the publishing channel was closed")
-                self._check_confirms_flow()
+                self._check_channel()
             except BROKER_ERRORS as exc:
                 self._lost(exc)
             except Exception:  # a bug must not leave uploads waiting on a dead thread
@@ -254,7 +252,7 @@ class Publisher:
         try:
             connection = pika.BlockingConnection(every_node(self._settings, heartbeat=self._heartbeat))
         except BROKER_ERRORS as exc:
-            self._fail(self._waiting, f"RabbitMQ is unreachable: {exc!r}")
+            self._fail_waiting(f"RabbitMQ is unreachable: {exc!r}")
             raise
         try:
             topology.declare_work(connection)
@@ -273,9 +271,9 @@ class Publisher:
             connection.add_on_connection_unblocked_callback(self._on_unblocked)
         except BROKER_ERRORS as exc:
             close_quietly(connection)
-            self._fail(self._waiting, f"RabbitMQ is unreachable: {exc!r}")
+            self._fail_waiting(f"RabbitMQ is unreachable: {exc!r}")
             raise
-        self._channel, self._next_tag, self._blocked = channel, 1, False
+        self._channel, self._next_tag, self._blocked, self._refused = channel, 1, False, False
         self._connection = connection
 
     def _send_waiting(self) -> None:
@@ -290,7 +288,6 @@ class Publisher:
             self._unconfirmed[tag] = message  # first: should the send fail, it is sent again
             message.attempts += 1
             message.error = None  # a return on an earlier connection says nothing of this one
-            message.sent_at = time.monotonic()
             # The message id matches a returned message (which carries no delivery tag) to its own.
             properties = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent,
                                               content_type="application/json",
@@ -298,19 +295,20 @@ class Publisher:
             self._channel.basic_publish(topology.WORK_EXCHANGE, message.routing_key, message.body,
                                         properties, mandatory=True)
 
-    def _check_confirms_flow(self) -> None:
-        """A channel that confirms nothing for as long as a publish waits is replaced: after
-        a quorum queue's leader is lost, a channel can keep messages it will never confirm
-        while its connection stays healthy, and every later publish would wait behind them."""
-        if self._unconfirmed:
-            oldest = next(iter(self._unconfirmed.values()))
-            if time.monotonic() - oldest.sent_at > self._confirm_wait:
-                raise pika.exceptions.AMQPChannelError(f"no confirm for {self._confirm_wait:.0f}s")
+    def _check_channel(self) -> None:
+        """A channel is replaced once it closed or refused a message: after a quorum queue's
+        leader node was lost, a channel that nacked one message nacked every later one while
+        its connection stayed healthy (tests/faults/test_clusters.py)."""
+        if not self._channel.is_open:
+            raise pika.exceptions.ChannelClosed(0, "the publishing channel was closed")
+        if self._refused:
+            raise pika.exceptions.AMQPChannelError("the broker refused a message on this channel")
 
     def _on_confirm(self, frame) -> None:
         """Basic.Ack or Basic.Nack for one message, or for every one up to its tag."""
         method = frame.method
         error = None if isinstance(method, pika.spec.Basic.Ack) else "the broker refused the message"
+        self._refused = self._refused or error is not None
         if method.multiple:
             tags = [tag for tag in self._unconfirmed if tag <= method.delivery_tag]
         else:
@@ -340,11 +338,11 @@ class Publisher:
         the next connection, or fails. `exc` None: everything waiting fails with `reason`."""
         close_quietly(self._connection)
         self._connection = self._channel = None
-        unsent = [message for _, message in sorted(self._unconfirmed.items())]
+        unsent = list(self._unconfirmed.values())  # in the order they were sent
         self._unconfirmed.clear()
         if exc is None:
-            self._fail([*unsent, *self._waiting], reason)
-            self._waiting.clear()
+            self._fail(unsent, reason)
+            self._fail_waiting(reason)
         elif isinstance(exc, pika.exceptions.ConnectionBlockedTimeout):
             self._fail(unsent, ALARM)
         else:
@@ -354,10 +352,14 @@ class Publisher:
 
     @staticmethod
     def _fail(messages, reason: str) -> None:
-        for message in list(messages):
+        for message in messages:
             message.settle(reason)
-        if isinstance(messages, collections.deque):
-            messages.clear()
+
+    def _fail_waiting(self, reason: str) -> None:
+        """Fail what was handed over and not sent, up to the last message: one handed over
+        while this runs is taken too (a copy, then clear(), would drop it unsettled)."""
+        while self._waiting:
+            self._waiting.popleft().settle(reason)
 
 
 def _nothing() -> None:

@@ -14,7 +14,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from stack import elapsed, rate_text, wrk
+from stack import elapsed, rate_text, wrk_with_cpu
 
 from imagescan.config import Settings
 from imagescan.digests import Digests
@@ -95,7 +95,8 @@ def request_lists(count: int, rng: random.Random) -> dict[str, list[str]]:
     }
 
 
-def query_rows(env: dict, rest: str, args, light_ref: dict | None) -> list[tuple]:
+def query_rows(env: dict, rest: str, args, light_ref: dict | None, pids: dict[str, int]) -> list[tuple]:
+    """`pids`: the process trees whose CPU per request the notes give (name -> pid)."""
     client = connect_redis(Settings.from_env(env))
     client.flushall()
     # Nothing here is about durability: without the append-only file, no rewrite of
@@ -103,23 +104,25 @@ def query_rows(env: dict, rest: str, args, light_ref: dict | None) -> list[tuple
     appendonly = client.config_get("appendonly")["appendonly"]
     client.config_set("appendonly", "no")
     try:
-        return _measured_queries(client, env, rest, args, light_ref)
+        return _measured_queries(client, env, rest, args, light_ref, pids)
     finally:
         client.flushall()
         client.config_set("appendonly", appendonly)
 
 
-def _measured_queries(client, env: dict, rest: str, args, light_ref: dict | None) -> list[tuple]:
+def _measured_queries(client, env: dict, rest: str, args, light_ref: dict | None,
+                      pids: dict[str, int]) -> list[tuple]:
     before = client.info("memory")["used_memory"]
     rate = populate(env, args.images, args.populate_processes)
     per_image = (client.info("memory")["used_memory"] - before) / args.images
     reference = f"; bare /healthz p99 {light_ref['p99_us'] / 1000:.1f} ms" if light_ref else ""
     rows = []
     for name, lines in request_lists(args.images, random.Random(7)).items():
-        summary = wrk(rest, lines, connections=8, seconds=args.seconds)
+        summary = wrk_with_cpu(rest, lines, pids, connections=8, seconds=args.seconds)
+        cpu = ", ".join(f"{process} {ms:.2f}" for process, ms in summary["cpu_ms"].items())
         rows.append((f"GET {name}, {args.images:,} images, 8 conns", rate_text(summary),
                      f"p99 target {TARGET_P99_MS.get(name, 5)} ms{reference}", "",
-                     f"{summary['non2xx']} non-2xx"))
+                     f"{summary['non2xx']} non-2xx; CPU ms per request: {cpu}"))
     rows.append(("Redis memory per image record", f"{per_image:,.0f} bytes", "", "",
                  f"{args.images:,} records written at {rate:,.0f}/s ({args.populate_processes} processes)"))
     return rows

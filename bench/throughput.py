@@ -255,7 +255,7 @@ def measure(stack: Stack, args) -> list[tuple]:
         rows += light
     memory = [f"REST {rss_mb(rest_process.pid):.0f} MiB (2 processes)"]
     if "queries" in only:
-        rows += query_rows(stack.env(), rest, args, light_ref)
+        rows += query_rows(stack.env(), rest, args, light_ref, {name: pids[name] for name in ("rest", "Redis")})
     if only & {"analysis", "priority"}:
         worker = stack.start(["-m", "worker"])
     if "analysis" in only:

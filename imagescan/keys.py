@@ -118,6 +118,23 @@ def plate_fuzzy_prefix(shard: int) -> str:
     return f"plate:fz:{_shard_tag(shard)}:"
 
 
+def plate_pair_bucket(bucket: int) -> str:
+    """Hash: lookalike-folded plate with two characters deleted -> comma-separated plates
+    (imagescan.plateindex); in the slot of the fuzzy buckets of its piece."""
+    return f"{plate_pair_prefix(bucket % SHARDS)}{bucket}"
+
+
+def plate_pair_prefix(shard: int) -> str:
+    """As plate_fuzzy_prefix, for the two-deletion buckets."""
+    return f"plate:fz2:{_shard_tag(shard)}:"
+
+
+def plate_pairs_filed() -> str:
+    """String: present once every plate of the fuzzy index has its two-deletion forms filed
+    (a fresh index, or one completed by `python -m imagescan.migrate`); never removed."""
+    return "plate:fz2:complete"
+
+
 # -- faces -------------------------------------------------------------------
 
 

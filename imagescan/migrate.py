@@ -1,4 +1,5 @@
-"""One-off upgrade of a Redis written before the keys had hash tags and shards.
+"""One-off upgrade of a Redis written by an earlier release: keys without hash tags and
+shards, a fuzzy plate index without its pair forms.
 
     python -m imagescan.migrate [--dry-run]
 
@@ -8,6 +9,9 @@ value and the TTL), splits the two big sets (`plates`, `images:recent`) into the
 the faces of the one face index into the face partitions (new face ids, written into each
 image's face list), and drops the caches and tombstones (thumbnails, transforms, day-old
 tombstones: made again as needed). Keys already in the new layout are left alone, so a second run changes nothing.
+Last, it files every known plate's pair forms in the fuzzy index (imagescan.plateindex) unless
+the index says it has them; on a Redis Cluster, this is the only step it takes. That step
+alone may run with the services up, once no worker of an earlier release is left.
 Moving the data to a Redis Cluster afterwards is Redis's own tool:
 `redis-cli --cluster import CLUSTER_HOST:PORT --cluster-from OLD_HOST:PORT --cluster-copy`.
 """
@@ -23,6 +27,7 @@ from collections import Counter, defaultdict
 from . import keys, recent
 from .facematrix import encoding_from_bytes
 from .facestore import FaceStore
+from .store import ImageStore
 
 _RENAMES = [(re.compile(pattern), rename) for pattern, rename in keys.legacy_renames()]
 _CACHES = [re.compile(pattern) for pattern in keys.LEGACY_CACHES]
@@ -106,7 +111,21 @@ def migrate(client, dry_run: bool = False) -> Counter:
             if not dry_run:
                 client.rename(old, target)
     _move_faces(client, dry_run, counts)  # after the renames: the face lists have their new names
+    file_plate_pairs(client, dry_run, counts)  # after the split: it reads the known plates' pieces
     return counts
+
+
+def file_plate_pairs(client, dry_run: bool, counts: Counter) -> None:
+    """File the pair forms of every known plate, then say the index has them: until then a
+    fuzzy search probes ~240 more forms to find the same plates (imagescan.plateindex)."""
+    store = ImageStore(client)
+    if store.plate_index.pairs_filed():
+        return
+    if dry_run:
+        counts["plates to file in the fuzzy index"] = sum(client.scard(keys.known_plates(shard))
+                                                          for shard in range(keys.SHARDS))
+    else:
+        counts["plates filed in the fuzzy index"] = store.index_known_plates()
 
 
 def main(argv=None) -> int:
@@ -117,10 +136,12 @@ def main(argv=None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="count what would change, change nothing")
     args = parser.parse_args(argv)
     client = connect_redis(config.load("python -m imagescan.migrate"))
-    if is_cluster(client):
-        print("run this against the old single Redis, then import its keys into the cluster", file=sys.stderr)
-        return 2
-    for kind, count in sorted(migrate(client, args.dry_run).items()):
+    counts: Counter = Counter()
+    if is_cluster(client):  # a cluster was never written with the old names: only its index
+        file_plate_pairs(client, args.dry_run, counts)
+    else:
+        counts = migrate(client, args.dry_run)
+    for kind, count in sorted(counts.items()):
         print(f"{kind}: {count}")
     return 0
 

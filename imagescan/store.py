@@ -161,12 +161,15 @@ class ImageStore:
         return self.plate_index.near(plate, fuzziness)
 
     def index_known_plates(self, batch: int = 1000) -> int:
-        """File every known plate in the fuzzy index (data written before the index existed)."""
+        """File every known plate in the fuzzy index, all its forms (an index written before
+        the index, or its pair forms, existed), then say the index has every plate's pair forms.
+        Idempotent; run with no worker of an earlier release filing plates meanwhile."""
         count = 0
         for shard in range(keys.SHARDS):
             for chunk in _chunks(self.redis.sscan_iter(keys.known_plates(shard), count=batch), batch):
                 self.plate_index.add(_text(p) for p in chunk)
                 count += len(chunk)
+        self.plate_index.mark_pairs_filed()
         return count
 
     def md5s(self, sha256s: list[str]) -> list[str]:

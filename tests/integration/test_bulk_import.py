@@ -66,7 +66,7 @@ def test_a_batched_import_writes_the_same_keys_and_values_as_single_writes(store
     one_at_a_time(store, images)
     single = snapshot(redis_client)
     redis_client.flushall()
-    queries.populate_range(store, 0, 40)
+    queries.populate_range(ImageStore(redis_client), 0, 40)  # as a process started on the empty Redis
     batched = snapshot(redis_client)
     assert batched == single
     assert len(batched) > 40 * 5  # records, aliases, names, plate sets, fuzzy buckets

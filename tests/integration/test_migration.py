@@ -54,7 +54,11 @@ def test_the_migration_renames_splits_and_is_idempotent(redis_client):
     assert store.known_plates() == [PLATE]
     assert store.uploads_per_day(today=None, days=3650) == {"2026-11-30": 1}
     assert store.top_formats() == [("JPEG", 1)]
-    assert not [k for k in redis_client.scan_iter() if b"{" not in k]  # nothing left under an old name
+    untagged = {k.decode() for k in redis_client.scan_iter() if b"{" not in k}
+    assert untagged == {keys.plate_pairs_filed()}  # nothing left under an old name
+    assert done["plates filed in the fuzzy index"] == 1
+    assert store.plates_near("BA12CD", 2) == [(PLATE, 1)]
+    assert store.plates_near("A12CD", 2) == [(PLATE, 2)]  # through the pair forms filed
     assert 0 < redis_client.ttl(keys.work_attempts("analyze", digests.sha256)) <= 3600
 
     assert migrate.migrate(redis_client) == {}  # a second run changes nothing
@@ -99,5 +103,5 @@ def test_the_migration_files_the_old_faces_into_the_partitions(redis_client):
     assert [[m["sha256"] for m in face["matches"]] for face in described] == [[second], [second]]
     assert FaceStore(redis_client).encodings([f["id"] for f in faces_for(redis_client, second)])
     assert not any(redis_client.exists(key) for key in keys.LEGACY_FACE_KEYS)
-    assert not [k for k in redis_client.scan_iter() if b"{" not in k]
+    assert {k for k in redis_client.scan_iter() if b"{" not in k} == {keys.plate_pairs_filed().encode()}
     assert migrate.migrate(redis_client) == {}  # a second run changes nothing

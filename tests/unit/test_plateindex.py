@@ -2,17 +2,23 @@
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagescan.plateindex import index_forms, probe_forms
-from imagescan.platetext import ALPHABET, lookalike_distance
+from imagescan.plateindex import PAIR, SINGLE, index_forms, probe_forms
+from imagescan.platetext import ALPHABET, lookalike_distance, lookalike_key
 
 plates = st.text(alphabet=ALPHABET, min_size=1, max_size=9)
 
 
-def _found(query: str, plate: str, fuzziness: int) -> bool:
-    return bool(probe_forms(query, fuzziness) & index_forms(plate))
+def _found(query: str, plate: str, fuzziness: int, pairs_filed: bool = True) -> bool:
+    """Whether a probe of the query meets a form the plate is filed under, kind by kind
+    (an index without pair forms: the plate's single forms only)."""
+    filed = index_forms(plate)
+    if not pairs_filed:
+        filed.pop(PAIR)
+    return any(forms & filed.get(kind, set()) for kind, forms in probe_forms(query, fuzziness, pairs_filed).items())
 
 
 def _edited(plate: str, rng: random.Random, edits: int) -> str:
@@ -30,22 +36,36 @@ def _edited(plate: str, rng: random.Random, edits: int) -> str:
 
 
 @settings(max_examples=400, deadline=None)
-@given(plates, st.integers(0, 2**32), st.integers(1, 2), st.integers(1, 3))
-def test_every_plate_within_the_distance_is_a_candidate(plate, seed, fuzziness, edits):
+@given(plates, st.integers(0, 2**32), st.integers(1, 2), st.integers(1, 3), st.booleans())
+def test_every_plate_within_the_distance_is_a_candidate(plate, seed, fuzziness, edits, pairs_filed):
     query = _edited(plate, random.Random(seed), edits)
     distance = lookalike_distance(query, plate, fuzziness)
     if distance is not None and query:
-        assert _found(query, plate, fuzziness), (query, plate, distance)
+        assert _found(query, plate, fuzziness, pairs_filed), (query, plate, distance)
 
 
-def test_the_course_example_and_its_neighbours():
-    assert _found("7B9SJLD", "789SJL", 2)  # one lookalike, one extra character
-    assert _found("789SJ", "789SJL", 1)  # one missing
-    assert _found("89SJ", "789SJL", 2)  # two missing: the insertion probes
-    assert not _found("XYZ999", "789SJL", 2)
+@pytest.mark.parametrize("pairs_filed", [True, False])
+def test_the_course_example_and_its_neighbours(pairs_filed):
+    assert _found("7B9SJLD", "789SJL", 2, pairs_filed)  # one lookalike, one extra character
+    assert _found("789SJ", "789SJL", 1, pairs_filed)  # one missing
+    assert _found("89SJ", "789SJL", 2, pairs_filed)  # two missing: the pair forms, or the insertions
+    assert not _found("89SJ", "789SJL", 1, pairs_filed)
+    assert not _found("XYZ999", "789SJL", 2, pairs_filed)
+
+
+def test_two_missing_characters_meet_only_the_pair_forms():
+    folded = lookalike_key("89SJ")
+    assert probe_forms("89SJ", 2)[PAIR] == {folded}
+    assert folded in index_forms("789SJL")[PAIR]
+    assert not probe_forms("89SJ", 2)[SINGLE] & index_forms("789SJL")[SINGLE]
+    # two substitutions are four edits: the query's and the plate's two-deletion forms meet
+    # ("ABCD"), but the query's never look among the plate's pair forms
+    assert not _found("ABCDEF", "ABCDXY", 2)
 
 
 def test_the_index_is_small_and_a_probe_bounded():
-    assert len(index_forms("ABC1234")) <= 8
-    assert len(probe_forms("ABC1234", 2)) < 300
-    assert len(probe_forms("ABC1234", 1)) <= 8
+    filed = index_forms("ABC1234")
+    assert len(filed[SINGLE]) <= 8 and len(filed[PAIR]) <= 21
+    assert sum(map(len, probe_forms("ABC1234", 2).values())) <= 1 + 7 + 21 + 1
+    assert sum(map(len, probe_forms("ABC1234", 2, pairs_filed=False).values())) < 300
+    assert sum(map(len, probe_forms("ABC1234", 1).values())) <= 8

@@ -202,7 +202,7 @@ class PlateIndex:
         """(plate, distance) of the indexed plates within `fuzziness` edits, nearest first."""
         if not normalize_plate(query):
             return []
-        probes = probe_forms(query, fuzziness, self.pairs_filed())
+        probes = probe_forms(query, fuzziness, fuzziness < 2 or self.pairs_filed())  # pairs: for 2 only
         args = [arg for kind, forms in probes.items()
                 for arg in (self._prefixes[kind], _BUCKETS[kind], ",".join(map(_field, forms)))]
         if is_cluster(self.redis):

@@ -47,9 +47,9 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def http_service(self, args: list[str]) -> tuple[subprocess.Popen, str]:
+    def http_service(self, args: list[str], **extra) -> tuple[subprocess.Popen, str]:
         port = free_port()
-        process = self.start(args, PORT=str(port))
+        process = self.start(args, PORT=str(port), **extra)
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _answers(url), 60, f"{args} to answer", interval=0.2)
         return process, url

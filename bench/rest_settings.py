@@ -84,12 +84,13 @@ def ingest(stack: Stack, variants: list[Variant], args) -> None:
             stack.redis.client().flushall()  # the next run's uploads are new images again
             purge(settings, topology.WORK_QUEUE)
     print(f"\nPUT /image, {len(photo) // 1024} KB JPEGs, 16 conns, {args.rounds} rounds of {args.seconds:g} s")
-    print("| variant | rate | vs bare app | CPU ms per upload: REST / bare | p99 ms | ratio per round |")
-    print("|---|---|---|---|---|---|")
+    print("| variant | rate | vs bare app | CPU ms per upload: REST / bare | p99 ms | ratio per round | non-2xx |")
+    print("|---|---|---|---|---|---|---|")
     for v, rows in runs.items():
         median = _medians(rows)
         print(f"| {v} | {median['rate']:,.0f}/s | {median['ratio']:.2f} | {median['rest_cpu']:.2f} / "
-              f"{median['bare_cpu']:.2f} | {median['p99']:.1f} | {_each(rows, 'ratio', '.2f')} |")
+              f"{median['bare_cpu']:.2f} | {median['p99']:.1f} | {_each(rows, 'ratio', '.2f')} | "
+              f"{sum(row['non2xx'] for row in rows)} |")
 
 
 def queries(stack: Stack, variants: list[Variant], args) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import statistics
 import tempfile
@@ -125,7 +126,7 @@ def left_out(count: int, rounds: int) -> list[tuple[str, list[float], list[float
                                                                                    sha256=digests.sha256),
                                   (services.publisher, "publish", lambda *args, **kwargs: None)),
     }
-    counter = iter(range(10**9))
+    counter = itertools.count()
 
     def fresh() -> list[bytes]:
         return [variant(photo, f"left-out-{next(counter)}") for _ in range(count)]

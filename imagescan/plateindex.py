@@ -96,7 +96,6 @@ end
 return table.concat(found, ',')
 """
 
-
 # KEYS: the plate's image set, the known-plates piece listing it (one slot); ARGV: sha256, plate
 _FILE_IMAGE = """
 redis.call('SADD', KEYS[1], ARGV[1])
@@ -116,23 +115,27 @@ def _deletions(text: str) -> set[str]:
     return {text[:i] + text[i + 1:] for i in range(len(text))}
 
 
+def _by_deletions(text: str, most: int) -> list[set[str]]:
+    """`text` with 0, 1, ..., `most` characters deleted: one set per number deleted."""
+    levels = [{text}]
+    for _ in range(most):
+        levels.append({shorter for longer in levels[-1] for shorter in _deletions(longer)})
+    return levels
+
+
 def index_forms(plate: str) -> dict[str, set[str]]:
     """What a plate is filed under, by kind: its folded form and that form with one character
     deleted (single), the folded form with two deleted (pair)."""
-    folded = lookalike_key(plate)
     # A one-character plate is filed under "" too: any one-character query is 2 edits away.
-    once = _deletions(folded)
-    return {SINGLE: {folded} | once, PAIR: {shorter for text in once for shorter in _deletions(text)}}
+    whole, once, twice = _by_deletions(lookalike_key(plate), 2)
+    return {SINGLE: whole | once, PAIR: twice}
 
 
 def probe_forms(query: str, fuzziness: int, pairs_filed: bool = True) -> dict[str, set[str]]:
     """What a query looks up, by kind, to find every plate within `fuzziness` edits (and some
     more). `pairs_filed`: whether every plate of the index has its pair forms."""
     folded = lookalike_key(query)
-    forms, frontier = {folded}, {folded}
-    for _ in range(fuzziness):
-        frontier = {shorter for text in frontier for shorter in _deletions(text)}
-        forms |= frontier
+    forms = set().union(*_by_deletions(folded, fuzziness))
     if fuzziness < 2:
         return {SINGLE: forms}
     if pairs_filed:
@@ -241,5 +244,3 @@ class PlateIndex:
             known = sum(pipe.execute())
         if not known:
             self.mark_pairs_filed()
-
-

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from queries import populate, request_lists
 from stack import Stack, wrk_with_cpu
-from throughput import purge, upload_photo, variant
+from throughput import purge, upload_lines, upload_photo
 
 from imagescan import topology
 from imagescan.config import Settings
@@ -63,13 +63,7 @@ def alternating(items: list, round_number: int) -> list:
 def ingest(stack: Stack, variants: list[Variant], args) -> None:
     settings = Settings.from_env(stack.env())
     services = {v: (v.start(stack, "rest"), v.start(stack, "bench/bare_app.py")) for v in variants}
-    body_dir = stack.root / "bodies"
-    body_dir.mkdir()
-    photo, lines = upload_photo(), []
-    for i in range(args.bodies):
-        path = body_dir / f"{i}.jpg"
-        path.write_bytes(variant(photo, f"settings-{i}"))
-        lines.append(f"/image/bench-{i}.jpg\t{path}")
+    photo, lines = upload_photo(), upload_lines(stack.root / "bodies", args.bodies, "settings")
     runs: dict[Variant, list[dict]] = {v: [] for v in variants}
     for round_number in range(args.rounds):
         for v in alternating(variants, round_number):

@@ -33,6 +33,7 @@ import struct
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pika
 import requests
@@ -93,15 +94,20 @@ def cpu_note(measured: dict, reference: dict) -> str:
     return f"CPU ms per request: REST {rest:.2f}, bare app {bare:.2f} (ratio {bare / rest:.2f}){backends}"
 
 
-def ingest_rows(stack, settings, rest, bare, args, pids) -> list[tuple]:
-    body_dir = stack.root / "bodies"
-    body_dir.mkdir()
-    photo = upload_photo()
-    lines = []
-    for i in range(args.bodies):
-        path = body_dir / f"{i}.jpg"
-        path.write_bytes(variant(photo, f"ingest-{i}"))
+def upload_lines(directory: Path, count: int, tag: str) -> list[str]:
+    """`count` distinct variants of the upload photo written into `directory`, as wrk.lua's
+    list: one `PUT` path and body file per line."""
+    directory.mkdir()
+    photo, lines = upload_photo(), []
+    for i in range(count):
+        path = directory / f"{i}.jpg"
+        path.write_bytes(variant(photo, f"{tag}-{i}"))
         lines.append(f"/image/bench-{i}.jpg\t{path}")
+    return lines
+
+
+def ingest_rows(stack, settings, rest, bare, args, pids) -> list[tuple]:
+    photo, lines = upload_photo(), upload_lines(stack.root / "bodies", args.bodies, "ingest")
     reference = wrk_with_cpu(bare, lines, {"bare": pids["bare"]}, connections=16, seconds=args.seconds, method="PUT")
     measured = wrk_with_cpu(rest, lines, {name: pid for name, pid in pids.items() if name != "bare"},
                             connections=16, seconds=args.seconds, method="PUT")

@@ -70,33 +70,49 @@ def _spread(figures: list[float]) -> str:
     return f"{statistics.median(figures):.3f} ({min(figures):.3f} to {max(figures):.3f})"
 
 
-def measure(count: int) -> list[tuple[str, float]]:
-    from imagescan import imaging, topology
-    from imagescan.digests import Digests
+def _rest_app():
+    """The REST app (default settings), its test client and services, after one upload:
+    connections opened, scripts loaded."""
     from rest.app import create_app
 
     app = create_app()
     client = app.test_client()
-    services = app.extensions["imagescan"]
-    photo = upload_photo()
-    bodies = [variant(photo, f"steps-{i}") for i in range(2 * count + 1)]
-    client.put("/image/warm-up.jpg", data=bodies[-1])  # connections opened, scripts loaded
-    steps, digests = bodies[:count], [Digests.of(body) for body in bodies[:count]]
-    indexes = range(count)
+    client.put("/image/warm-up.jpg", data=variant(upload_photo(), "warm-up"))
+    return app, client, app.extensions["imagescan"]
+
+
+def _timed_steps(services) -> dict:
+    """The steps of `accept_image` timed alone: name -> step(body, its digests)."""
+    from imagescan import imaging, topology
+
+    return {
+        "the image check": lambda body, digests: imaging.inspect(body, 10**8),
+        "the blob write": lambda body, digests: services.blobs.put(digests.sha256, body, "image/jpeg"),
+        "the record": lambda body, digests: services.store.register_upload(digests, len(body), "a.jpg"),
+        "the confirmed publish": lambda body, digests: services.publisher.publish(topology.ANALYZE,
+                                                                                  sha256=digests.sha256),
+    }
+
+
+def _each_step(app, steps: dict, items: list, clock=time.process_time) -> dict[str, float]:
+    """CPU ms per call of each step over `items` ((body, digests) pairs), in the app's context."""
     with app.app_context():
-        rows = [
-            ("check the image (JPEG structure)", cpu_ms_each(lambda b: imaging.inspect(b, 10**8), steps)),
-            ("MD5 + SHA-224 + SHA-256", cpu_ms_each(Digests.of, steps)),
-            ("blob write", cpu_ms_each(lambda i: services.blobs.put(digests[i].sha256, steps[i], "image/jpeg"),
-                                       indexes)),
-            ("record", cpu_ms_each(lambda i: services.store.register_upload(digests[i], len(steps[i]), "a.jpg"),
-                                   indexes)),
-            ("confirmed publish", cpu_ms_each(
-                lambda i: services.publisher.publish(topology.ANALYZE, sha256=digests[i].sha256), indexes)),
-        ]
+        return {name: cpu_ms_each(lambda item, step=step: step(*item), items, clock) for name, step in steps.items()}
+
+
+def measure(count: int) -> list[tuple[str, float]]:
+    from imagescan.digests import Digests
+
+    app, client, services = _rest_app()
+    photo = upload_photo()
+    bodies = [variant(photo, f"steps-{i}") for i in range(2 * count)]
+    items = [(body, Digests.of(body)) for body in bodies[:count]]
+    digests = [d for _, d in items]
+    rows = list(_each_step(app, _timed_steps(services), items).items())
+    rows.insert(1, ("MD5 + SHA-224 + SHA-256", cpu_ms_each(Digests.of, bodies[:count])))
     rows.append(("whole PUT /image (test client)",
-                 cpu_ms_each(lambda body: client.put("/image/b.jpg", data=body), bodies[count:2 * count])))
-    rows.append(("GET /healthz (test client)", cpu_ms_each(lambda _: client.get("/healthz"), indexes)))
+                 cpu_ms_each(lambda body: client.put("/image/b.jpg", data=body), bodies[count:])))
+    rows.append(("GET /healthz (test client)", cpu_ms_each(lambda _: client.get("/healthz"), digests)))
     rows.append(("GET /hash/<md5> (test client)", cpu_ms_each(lambda d: client.get(f"/hash/{d.md5}"), digests)))
     rows.append(("GET /images/<md5> (test client)", cpu_ms_each(lambda d: client.get(f"/images/{d.md5}"), digests)))
     return rows
@@ -105,26 +121,19 @@ def measure(count: int) -> list[tuple[str, float]]:
 def left_out(count: int, rounds: int) -> list[tuple[str, list[float], list[float]]]:
     """Per step: (name, its request-thread CPU ms alone in a loop, what leaving it out of
     whole uploads saved), one figure per round; first the whole upload, last all steps out."""
-    from imagescan import imaging, topology
+    from imagescan import imaging
     from imagescan.digests import Digests
     from rest import ingest
-    from rest.app import create_app
 
-    app = create_app()
-    client = app.test_client()
-    services = app.extensions["imagescan"]
+    app, client, services = _rest_app()
+    steps = _timed_steps(services)
     photo = upload_photo()
     info = imaging.inspect(photo, 10**8)
-    steps = {  # name -> (the step alone, given a body and its digests; what stands in for it)
-        "the image check": (lambda body, digests: imaging.inspect(body, 10**8),
-                            (ingest, "validate_image", lambda data: info)),
-        "the blob write": (lambda body, digests: services.blobs.put(digests.sha256, body, "image/jpeg"),
-                           (services.blobs, "put", lambda *args, **kwargs: None)),
-        "the record": (lambda body, digests: services.store.register_upload(digests, len(body), "a.jpg"),
-                       (services.store, "register_upload", lambda *args, **kwargs: (True, "queued"))),
-        "the confirmed publish": (lambda body, digests: services.publisher.publish(topology.ANALYZE,
-                                                                                   sha256=digests.sha256),
-                                  (services.publisher, "publish", lambda *args, **kwargs: None)),
+    stand_ins = {  # name -> (object, attribute, what replaces it in whole uploads)
+        "the image check": (ingest, "validate_image", lambda data: info),
+        "the blob write": (services.blobs, "put", lambda *args, **kwargs: None),
+        "the record": (services.store, "register_upload", lambda *args, **kwargs: (True, "queued")),
+        "the confirmed publish": (services.publisher, "publish", lambda *args, **kwargs: None),
     }
     counter = itertools.count()
 
@@ -135,17 +144,15 @@ def left_out(count: int, rounds: int) -> list[tuple[str, list[float], list[float
         batch = fresh()
         with contextlib.ExitStack() as replaced:
             for name in names:
-                replaced.enter_context(mock.patch.object(*steps[name][1]))
+                replaced.enter_context(mock.patch.object(*stand_ins[name]))
             return cpu_ms_each(lambda body: client.put("/image/b.jpg", data=body), batch, clock=time.thread_time)
 
-    client.put("/image/warm-up.jpg", data=fresh()[0])  # connections opened, scripts loaded
     whole, nothing, alone, saved = [], [], {name: [] for name in steps}, {name: [] for name in steps}
     for _ in range(rounds):
         whole.append(uploads_without([]))
-        for name, (step, _stand_in) in steps.items():
+        for name, step in steps.items():
             batch = [(body, Digests.of(body)) for body in fresh()]
-            with app.app_context():
-                alone[name].append(cpu_ms_each(lambda item, step=step: step(*item), batch, clock=time.thread_time))
+            alone[name].append(_each_step(app, {name: step}, batch, time.thread_time)[name])
             saved[name].append(whole[-1] - uploads_without([name]))
         nothing.append(uploads_without(list(steps)))
     return ([("whole PUT /image", whole, [])] + [(name, alone[name], saved[name]) for name in steps]
